@@ -1,0 +1,83 @@
+package config
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestExampleSettings(t *testing.T) {
+	s, err := ReadSettings("../../testdata/settings/backupsyncd.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Node != (Node{Name: "n0011", IP: "127.0.0.11", Index: 0}) {
+		t.Errorf("node %+v", s.Node)
+	}
+	if want := filepath.Join("../../testdata/settings", "../seed/client.cfg"); s.ConnectionsFile != want {
+		t.Errorf("connections_file %q, want %q (relative to the settings file)", s.ConnectionsFile, want)
+	}
+	if s.StateDir != "/tmp/backupsync-example-state" || s.FTPDefaultPort != 2021 {
+		t.Errorf("%+v", s)
+	}
+	if _, err := ReadConnections(s.ConnectionsFile); err != nil {
+		t.Errorf("the example's connections file: %v", err)
+	}
+}
+
+func TestSettingsDefaults(t *testing.T) {
+	s, err := ParseSettings("/etc/backupsync/backupsyncd.hcl", []byte(`node {
+  name = "n0012"
+  ip = "::1"
+  index = 1
+}
+xmlrpc {
+  listen = "127.0.0.1:4443"
+  user "admin" {
+    password_hash = "$2a$10$abc"
+  }
+}
+ssh_server {
+  listen = "127.0.0.1:2022"
+}
+cluster {
+  node "n0011" { url = "https://127.0.0.11:4443/" }
+  node "n0012" { url = "https://127.0.0.12:4443/" }
+}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.ConnectionsFile != DefaultConnectionsFile || s.StateDir != DefaultStateDir || s.FTPDefaultPort != DefaultFTPPort {
+		t.Errorf("defaults: %+v", s)
+	}
+	if s.XMLRPC == nil || len(s.XMLRPC.Users) != 1 || s.XMLRPC.Users[0].Name != "admin" {
+		t.Errorf("xmlrpc: %+v", s.XMLRPC)
+	}
+	if s.Cluster == nil || len(s.Cluster.Nodes) != 2 || s.Cluster.Nodes[1].Name != "n0012" {
+		t.Errorf("cluster: %+v", s.Cluster)
+	}
+}
+
+func TestSettingsErrors(t *testing.T) {
+	node := "node {\n  name = \"n0011\"\n  ip = \"127.0.0.11\"\n  index = 0\n}\n"
+	for _, tc := range []struct {
+		name, src, want string
+	}{
+		{"unknown attribute", node + "stat_dir = \"/x\"\n", `s.hcl:6,1: Unsupported argument; An argument named "stat_dir" is not expected here. Did you mean "state_dir"?`},
+		{"unknown attribute in node", strings.Replace(node, "index", "idx", 1), `s.hcl:4,3: Unsupported argument`},
+		{"missing node block", "state_dir = \"/x\"\n", `s.hcl:1,1: Missing node block; A node block is required.`},
+		{"bad IP", strings.Replace(node, "127.0.0.11", "10.0.0.300", 1), `s.hcl:3,3: Invalid node IP`},
+		{"negative index", strings.Replace(node, "index = 0", "index = -1", 1), `s.hcl:4,3: Invalid node index`},
+		{"bad port", node + "ftp_default_port = 70000\n", `s.hcl:6,1: Invalid port`},
+		{"wrong type", node + "ftp_default_port = \"ftp\"\n", `s.hcl:6,21: Unsuitable value type`},
+		{"syntax", node + "state_dir = \n", `s.hcl:6`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseSettings("s.hcl", []byte(tc.src))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v\nwant …%s…", err, tc.want)
+			}
+		})
+	}
+}
