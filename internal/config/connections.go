@@ -53,11 +53,11 @@ type line struct {
 }
 
 type block struct {
-	name      string
-	line      int
-	col       int
-	assigns   []assign
-	closed    bool
+	name    string
+	line    int
+	col     int
+	assigns []assign
+	closed  bool
 	// attempted holds keys that a malformed line seems to set, so that the
 	// block is not also told that it lacks them.
 	attempted map[string]bool

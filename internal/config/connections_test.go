@@ -82,8 +82,8 @@ SSH = client
 
 func TestValidVariants(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		src  string
+		name  string
+		src   string
 		check func(t *testing.T, cs []Connection)
 	}{
 		{"password with # ; @ space and escape", client, func(t *testing.T, cs []Connection) {
