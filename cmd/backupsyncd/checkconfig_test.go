@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestCheckConfigSeedFiles(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := run([]string{"check-config", "../../testdata/seed/client.cfg", "../../testdata/seed/server.cfg"}, &out, &errOut)
+	if code != exitOK || errOut.Len() != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("want a header and a line per connection:\n%s", out.String())
+	}
+	for _, want := range []string{"Connection1", "client", "exa_db1", "*/2 * * * *", "ftp://FTPbackup:***@%s:2021/v0003", "10.60.102.11;10.60.102.12"} {
+		if !strings.Contains(lines[1], want) {
+			t.Errorf("client line lacks %q: %s", want, lines[1])
+		}
+	}
+	if !strings.Contains(lines[2], "server") {
+		t.Errorf("server line: %s", lines[2])
+	}
+	if strings.Contains(out.String(), "**PW**") {
+		t.Error("check-config printed the password")
+	}
+}
+
+func TestCheckConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.cfg")
+	os.WriteFile(bad, []byte("Connection1\n{\nSSH = client\nLOCAL_URL = ftp://u:hunter2@host/v0003\nVerbos = true\n}\n"), 0o600)
+	var out, errOut bytes.Buffer
+	if code := run([]string{"check-config", bad, "../../testdata/seed/server.cfg"}, &out, &errOut); code != exitFailed {
+		t.Fatalf("exit %d, want %d", code, exitFailed)
+	}
+	got := errOut.String()
+	for _, want := range []string{
+		bad + ":4:19: the host must be %s",
+		bad + ":5:1: unknown key \"Verbos\" in connection \"Connection1\"; did you mean Verbose?",
+		bad + ":1:1: connection \"Connection1\" needs DATABASE_NAME",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got+out.String(), "hunter2") {
+		t.Error("the password was printed")
+	}
+}
+
+func TestCheckConfigUsage(t *testing.T) {
+	for _, args := range [][]string{{"check-config"}, {"check-config", "--nope"}, {"frobnicate"}, {}} {
+		var out, errOut bytes.Buffer
+		if code := run(args, &out, &errOut); code != exitUsage {
+			t.Errorf("%q: exit %d, want %d", args, code, exitUsage)
+		}
+	}
+	var out bytes.Buffer
+	if code := run([]string{"--version"}, &out, &out); code != exitOK || !strings.HasPrefix(out.String(), "backupsyncd ") {
+		t.Errorf("--version: %d %q", code, out.String())
+	}
+}
+
+func TestCheckConfigWithSettings(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"check-config", "--settings", "../../testdata/settings/backupsyncd.hcl"}, &out, &errOut); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if !strings.Contains(out.String(), "exa_db1") {
+		t.Errorf("the settings' connections_file was not checked:\n%s", out.String())
+	}
+	dir := t.TempDir()
+	s := filepath.Join(dir, "s.hcl")
+	os.WriteFile(s, []byte("node {\n  name = \"n1\"\n  ip = \"127.0.0.1\"\n  index = 0\n}\nbogus = 1\n"), 0o600)
+	errOut.Reset()
+	if code := run([]string{"check-config", "--settings", s, "../../testdata/seed/server.cfg"}, &out, &errOut); code != exitFailed {
+		t.Errorf("exit %d", code)
+	}
+	if !strings.Contains(errOut.String(), s+":6,1: Unsupported argument") {
+		t.Errorf("stderr: %s", errOut.String())
+	}
+}

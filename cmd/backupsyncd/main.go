@@ -1,0 +1,71 @@
+// Command backupsyncd is the backupsync daemon of one Exasol node: it runs
+// the node's connections on their cron cycles, copying the backups of its
+// archive volume to the remote cluster's, and answers the plugin verbs.
+//
+// Usage:
+//
+//	backupsyncd check-config [--settings FILE] [CONFIG_FILE...]
+//	backupsyncd --version
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"backupsync/internal/version"
+)
+
+// Exit statuses shared by the subcommands.
+const (
+	exitOK      = 0
+	exitFailed  = 1 // the work failed (bad config, failed files)
+	exitUsage   = 2 // the command line or the settings are wrong
+	exitNetwork = 3 // an endpoint was unreachable
+)
+
+type command struct {
+	name, summary string
+	run           func(args []string, stdout, stderr io.Writer) int
+}
+
+func commands() []command {
+	return []command{
+		{"check-config", "check connection files and settings, print each connection", checkConfig},
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "--version", "-version", "version":
+		fmt.Fprintln(stdout, version.String("backupsyncd"))
+		return exitOK
+	case "-h", "--help", "help":
+		usage(stdout)
+		return exitOK
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "backupsyncd: unknown command %q\n", args[0])
+	usage(stderr)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: backupsyncd COMMAND [flags]\n\ncommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-14s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "  --version      print the version")
+}
