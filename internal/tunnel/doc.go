@@ -1,0 +1,67 @@
+// Package tunnel carries archive FTP traffic between two clusters over SSH:
+// that is its one job. It has three parts.
+//
+// # Keys
+//
+// A KeyStore keeps one node's keys under <state_dir>/ssh (directories 0700,
+// files 0600, every file written atomically: temp file, fsync, rename or
+// link, fsync of the directory):
+//
+//	<state_dir>/ssh/
+//	  host/
+//	    ssh_host_ed25519_key     this node's host key (OpenSSH private key format)
+//	    ssh_host_rsa_key         only if an RSA host key was asked for
+//	  conn/<Connection>/
+//	    id_ed25519               this node's client key for the connection
+//	    id_rsa                   only if an RSA client key was asked for (RSA 3072)
+//	    pending_keys             peer client keys uploaded, not yet activated
+//	    authorized_keys          peer client keys activated: they may log in as <Connection>
+//	    pinned_host_keys         peer host keys: the client role accepts only these
+//
+// Private keys are created on first need. A node has one host key per type,
+// shared by all connections (an SSH server presents its host key before it
+// can know the connection); its public line is shown per connection with
+// the comment "backupsync-host:<Connection>@<node>". A client key is per
+// connection; its line ends in "backupsync:<Connection>@<node>". The three
+// key lists hold one "<type> <base64> <comment>" line per peer node, in
+// authorized_keys syntax, with the comments above; a newer key from the same
+// node replaces the older one.
+//
+// An uploaded text (UPLOAD_KEY) is routed line by line by its comment: a
+// "backupsync:C@n" line becomes a pending client key of connection C (server
+// role; Activate makes it authorized), a "backupsync-host:C@n" line a pinned
+// host key of C (client role). Any invalid line rejects the whole upload
+// with its line number, and nothing is changed.
+//
+// # Server role
+//
+// Server is an embedded SSH server (default port DefaultPort, 2022) that
+// accepts public-key authentication only, against the keys authorized for
+// any connection; the matching key selects the connection (recorded in the
+// permissions as ExtConnection). It opens nothing but direct-tcpip channels
+// to the host of its archive FTP (ServerConfig.ArchiveFTP). The port rule:
+// the archive FTP port itself, or any port from DataPortMin to DataPortMax
+// (default 1024–65535, the range FTP servers pick passive data ports from)
+// except the server's own listening port; privileged ports other than the
+// FTP port and every other host are refused. Password and
+// keyboard-interactive authentication, session channels (shell, exec,
+// subsystems such as sftp, and with them agent and X11 forwarding), remote
+// forwarding (tcpip-forward) and every other channel or request type are
+// refused and logged. A connection that has not completed its handshake
+// within HandshakeTimeout is dropped; MaxConns caps concurrent connections.
+//
+// # Client role
+//
+// Client dials the peer's nodes in order (default port DefaultPort, user
+// DefaultUser), authenticates with the connection's client key, and accepts
+// only host keys pinned for the connection: there is no trust on first use,
+// and an unknown or changed key fails with a HostKeyError naming its SHA256
+// fingerprint. keepalive@openssh.com requests detect a dead peer; the next
+// dial reconnects, failing over to the next node when one is down. All
+// tunnelled connections share one SSH connection.
+//
+// Client.DialContext is the dial function for FTP through the tunnel (see
+// its doc for the jlaffaye/ftp pitfalls it absorbs: the 0.0.0.0 data host,
+// no deadlines on channels, io.EOF from Close, and the idle watchdog that
+// replaces jlaffaye's shut timeout).
+package tunnel
