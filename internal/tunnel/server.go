@@ -308,8 +308,11 @@ func (s *Server) handle(p *peer) {
 	sc, chans, reqs, err := ssh.NewServerConn(p.nc, s.ssh)
 	if err != nil {
 		var ne net.Error
+		var ae *ssh.ServerAuthError
 		if errors.As(err, &ne) && ne.Timeout() {
 			s.log.Warn("tunnel: dropped connection: no complete handshake within the deadline", "remote", p.remote, "timeout", s.cfg.HandshakeTimeout)
+		} else if errors.As(err, &ae) {
+			s.log.Warn("tunnel: refused connection: authentication failed (only authorized public keys are accepted)", "remote", p.remote, "attempts", len(ae.Errors))
 		} else {
 			s.log.Warn("tunnel: handshake failed", "remote", p.remote, "err", err)
 		}
@@ -447,6 +450,7 @@ func (s *Server) forward(nch ssh.NewChannel, target string, p *peer, log *slog.L
 		tc.Close()
 		return
 	}
+	log.Debug("tunnel: forwarding", "target", target)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

@@ -1,0 +1,544 @@
+package tunnel
+
+// Test harness: real peers (OpenSSH sshd and ssh, vsftpd via ftptest) on the
+// package's own loopback addresses 127.0.3.x, log capture, FTP helpers.
+//
+// Addresses: 127.0.3.1 vsftpd and our server in the Exasol layout (FTP and
+// SSH on the node's IP), 127.0.3.2 our server elsewhere, 127.0.3.3 OpenSSH
+// sshd, 127.0.3.4 local ends of ssh -L/-D, 127.0.3.5 dead or silent nodes,
+// 127.0.3.6 a second server node, 127.0.3.7 fault proxies, 127.0.3.8 hosts
+// that must stay unreachable, 127.0.3.9 leak-test targets.
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"backupsync/internal/ftptest"
+
+	"github.com/jlaffaye/ftp"
+)
+
+const (
+	ipFTP      = "127.0.3.1"
+	ipServer   = "127.0.3.2"
+	ipSSHD     = "127.0.3.3"
+	ipLocal    = "127.0.3.4"
+	ipDead     = "127.0.3.5"
+	ipServer2  = "127.0.3.6"
+	ipProxy    = "127.0.3.7"
+	ipOther    = "127.0.3.8"
+	ipLeak     = "127.0.3.9"
+	sshdBinary = "/usr/sbin/sshd"
+)
+
+// needBinary skips the test when a binary is missing, or fails it under CI.
+func needBinary(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s not found (CI=true): %v", name, err)
+		}
+		t.Skipf("%s not found: %v", name, err)
+	}
+	return p
+}
+
+// logBuf captures a component's log for assertions.
+type logBuf struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func (l *logBuf) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// count returns how many lines contain every one of subs.
+func (l *logBuf) count(subs ...string) int {
+	n := 0
+	for _, line := range strings.Split(l.String(), "\n") {
+		ok := line != ""
+		for _, s := range subs {
+			ok = ok && strings.Contains(line, s)
+		}
+		if ok {
+			n++
+		}
+	}
+	return n
+}
+
+// waitFor waits until a line contains every one of subs.
+func (l *logBuf) waitFor(t testing.TB, timeout time.Duration, subs ...string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if l.count(subs...) > 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no log line with %q within %v; log:\n%s", subs, timeout, l.String())
+}
+
+func freePort(t testing.TB, host string) int {
+	t.Helper()
+	ln, err := net.Listen("tcp4", host+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// listenOn listens on host at a free port.
+func listenOn(t testing.TB, host string) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp4", host+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// startFTP starts a vsftpd for the test.
+func startFTP(t testing.TB, host string) *ftptest.Server {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("vsftpd tests need root (CI=true)")
+		}
+		t.Skip("vsftpd tests need root")
+	}
+	return ftptest.Start(t, ftptest.KindVsftpd, host)
+}
+
+// ourServer runs a Server on ln until the test ends.
+type ourServer struct {
+	*Server
+	Addr string
+	Log  *logBuf
+	Keys *KeyStore
+	done chan error
+}
+
+func startServer(t testing.TB, ln net.Listener, keys *KeyStore, archiveFTP string, mod func(*ServerConfig)) *ourServer {
+	t.Helper()
+	lb := &logBuf{}
+	cfg := ServerConfig{Keys: keys, ArchiveFTP: archiveFTP, Logger: lb.logger()}
+	if mod != nil {
+		mod(&cfg)
+	}
+	s, err := NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &ourServer{Server: s, Addr: ln.Addr().String(), Log: lb, Keys: keys, done: make(chan error, 1)}
+	go func() { srv.done <- s.Serve(context.Background(), ln) }()
+	t.Cleanup(func() {
+		s.Close()
+		if err := <-srv.done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return srv
+}
+
+// pair is a client node's and a server node's key stores with the client key
+// authorized and the host key pinned, for connection "C1".
+type pair struct {
+	client, server *KeyStore
+}
+
+func newPair(t testing.TB) pair {
+	t.Helper()
+	p := pair{newStoreTB(t, "n0011"), newStoreTB(t, "n0021")}
+	cl, err := p.client.ClientKeyLine("C1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.server.Upload([]byte(cl)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := p.server.Activate("C1"); err != nil || n != 1 {
+		t.Fatalf("activate: %d %v", n, err)
+	}
+	hl, err := p.server.HostKeyLine("C1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.client.Upload([]byte(hl)); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func newStoreTB(t testing.TB, node string) *KeyStore {
+	t.Helper()
+	ks, err := NewKeyStore(t.TempDir(), node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ks
+}
+
+// newClient returns a Client with test-sized timeouts, closed at the end.
+func newClient(t testing.TB, keys *KeyStore, nodes []string, mod func(*ClientConfig)) (*Client, *logBuf) {
+	t.Helper()
+	lb := &logBuf{}
+	cfg := ClientConfig{
+		Connection:        "C1",
+		Nodes:             nodes,
+		Keys:              keys,
+		DialTimeout:       3 * time.Second,
+		HandshakeTimeout:  3 * time.Second,
+		KeepaliveInterval: 500 * time.Millisecond,
+		KeepaliveTimeout:  2 * time.Second,
+		IdleTimeout:       5 * time.Second,
+		Logger:            lb.logger(),
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	c, err := NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, lb
+}
+
+// dialFTP logs in to the FTP server at addr through dial.
+func dialFTP(t testing.TB, dial func(ctx context.Context, network, addr string) (net.Conn, error), addr string, srv *ftptest.Server, opts ...ftp.DialOption) *ftp.ServerConn {
+	t.Helper()
+	ctx := context.Background()
+	opts = append([]ftp.DialOption{ftp.DialWithDialFunc(func(n, a string) (net.Conn, error) { return dial(ctx, n, a) })}, opts...)
+	c, err := ftp.Dial(addr, opts...)
+	if err != nil {
+		t.Fatalf("ftp dial %s: %v", addr, err)
+	}
+	if err := c.Login(srv.User, srv.Password); err != nil {
+		c.Quit()
+		t.Fatalf("ftp login: %v", err)
+	}
+	return c
+}
+
+func randomData(t testing.TB, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func md5hex(b []byte) string {
+	s := md5.Sum(b)
+	return hex.EncodeToString(s[:])
+}
+
+// ftpRoundTrip stores data under name, lists it, reads it back and checks
+// md5 and the file on disk.
+func ftpRoundTrip(t testing.TB, c *ftp.ServerConn, srv *ftptest.Server, name string, data []byte) {
+	t.Helper()
+	path := "/" + srv.Volume + "/" + name
+	if err := c.Stor(path, bytes.NewReader(data)); err != nil {
+		t.Fatalf("STOR %s: %v", path, err)
+	}
+	entries, err := c.List("/" + srv.Volume)
+	if err != nil {
+		t.Fatalf("LIST: %v", err)
+	}
+	found := false
+	for _, e := range entries {
+		if e.Name == name && e.Size == uint64(len(data)) {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("LIST does not show %s with %d bytes: %+v", name, len(data), entries)
+	}
+	r, err := c.Retr(path)
+	if err != nil {
+		t.Fatalf("RETR %s: %v", path, err)
+	}
+	got, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("RETR read: %v", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatalf("RETR close: %v", err)
+	}
+	if md5hex(got) != md5hex(data) {
+		t.Fatalf("RETR md5 %s, want %s (%d of %d bytes)", md5hex(got), md5hex(data), len(got), len(data))
+	}
+	onDisk, err := os.ReadFile(filepath.Join(srv.Dir, srv.Volume, name))
+	if err != nil || md5hex(onDisk) != md5hex(data) {
+		t.Fatalf("file on the FTP server: md5 %s err %v, want %s", md5hex(onDisk), err, md5hex(data))
+	}
+}
+
+// sshdProc is an OpenSSH sshd started by the test from its own config.
+type sshdProc struct {
+	Addr    string
+	dir     string
+	conf    string
+	HostPub string // host public key, "ssh-ed25519 AAAA… comment"
+	Log     *logBuf
+	cmd     *exec.Cmd
+	done    chan struct{}
+}
+
+// startSSHD starts sshd on host at a free port with authorizedKeys as its
+// only authorized keys file and a fresh ed25519 host key.
+func startSSHD(t testing.TB, host, authorizedKeys string) *sshdProc {
+	t.Helper()
+	needBinary(t, sshdBinary)
+	keygen := needBinary(t, "ssh-keygen")
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("sshd tests need root (CI=true)")
+		}
+		t.Skip("sshd tests need root")
+	}
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	hostKey := filepath.Join(dir, "ssh_host_ed25519_key")
+	if out, err := exec.Command(keygen, "-q", "-t", "ed25519", "-N", "", "-C", "sshd-test", "-f", hostKey).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v: %s", err, out)
+	}
+	pub, err := os.ReadFile(hostKey + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// sshd reads authorized_keys as the login user (not root): make it
+	// and the directories above it readable (public keys only).
+	ak := filepath.Join(dir, "authorized_keys")
+	if err := os.WriteFile(ak, []byte(authorizedKeys), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	os.Chmod(filepath.Dir(dir), 0o755)
+	port := freePort(t, host)
+	conf := filepath.Join(dir, "sshd_config")
+	text := strings.Join([]string{
+		"ListenAddress " + net.JoinHostPort(host, strconv.Itoa(port)),
+		"HostKey " + hostKey,
+		"PidFile " + filepath.Join(dir, "sshd.pid"),
+		"AuthorizedKeysFile " + ak,
+		"UsePAM no",
+		"StrictModes no",
+		"PasswordAuthentication no",
+		"KbdInteractiveAuthentication no",
+		"PermitRootLogin prohibit-password",
+		"AllowTcpForwarding yes",
+		"MaxStartups 100",
+		"LogLevel VERBOSE",
+		"",
+	}, "\n")
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &sshdProc{Addr: net.JoinHostPort(host, strconv.Itoa(port)), dir: dir, conf: conf, HostPub: strings.TrimSpace(string(pub)), Log: &logBuf{}}
+	s.start(t)
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *sshdProc) start(t testing.TB) {
+	t.Helper()
+	cmd := exec.Command(sshdBinary, "-f", s.conf, "-D", "-e")
+	cmd.Stdout = s.Log
+	cmd.Stderr = s.Log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start sshd: %v", err)
+	}
+	s.cmd = cmd
+	s.done = make(chan struct{})
+	go func() { cmd.Wait(); close(s.done) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+		if err == nil {
+			c.SetDeadline(time.Now().Add(2 * time.Second))
+			b := make([]byte, 8)
+			_, err = io.ReadFull(c, b)
+			c.Close()
+			if err == nil && string(b) == "SSH-2.0-" {
+				return
+			}
+		}
+		select {
+		case <-s.done:
+			t.Fatalf("sshd exited: %s", s.Log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			t.Fatalf("sshd not ready on %s: %v; log: %s", s.Addr, err, s.Log.String())
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+}
+
+// stop kills sshd and every session process it forked, and waits.
+func (s *sshdProc) stop() {
+	if s.cmd == nil {
+		return
+	}
+	pid := s.cmd.Process.Pid
+	for _, d := range descendants(pid) {
+		syscall.Kill(d, syscall.SIGKILL)
+	}
+	syscall.Kill(-pid, syscall.SIGKILL)
+	s.cmd.Process.Kill()
+	<-s.done
+	s.cmd = nil
+}
+
+// descendants lists the live processes below pid.
+func descendants(pid int) []int {
+	ents, _ := os.ReadDir("/proc")
+	parent := map[int]int{}
+	for _, e := range ents {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 {
+			continue
+		}
+		if pp, err := strconv.Atoi(f[1]); err == nil {
+			parent[n] = pp
+		}
+	}
+	var out []int
+	for n := range parent {
+		for a, hops := parent[n], 0; a > 1 && hops < 64; a, hops = parent[a], hops+1 {
+			if a == pid {
+				out = append(out, n)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// sshCmd runs OpenSSH's ssh (or sftp) with a clean configuration.
+type sshArgs struct {
+	identity   string // private key file
+	knownHosts string // known_hosts file
+	user       string
+}
+
+func (a sshArgs) common(port string) []string {
+	return []string{
+		"-F", "/dev/null",
+		"-o", "BatchMode=yes",
+		"-o", "IdentitiesOnly=yes",
+		"-o", "IdentityFile=" + a.identity,
+		"-o", "UserKnownHostsFile=" + a.knownHosts,
+		"-o", "GlobalKnownHostsFile=/dev/null",
+		"-o", "StrictHostKeyChecking=yes",
+		"-o", "ConnectTimeout=5",
+		"-o", "User=" + a.user,
+		"-o", "Port=" + port,
+	}
+}
+
+// socksDial connects to host:port through the SOCKS5 proxy at proxy
+// (OpenSSH's ssh -D).
+func socksDial(proxy, host string, port int) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", proxy, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fail := func(err error) (net.Conn, error) { c.Close(); return nil, err }
+	if _, err := c.Write([]byte{5, 1, 0}); err != nil {
+		return fail(err)
+	}
+	b := make([]byte, 2)
+	if _, err := io.ReadFull(c, b); err != nil || b[0] != 5 || b[1] != 0 {
+		return fail(fmt.Errorf("socks greeting: %v %v", b, err))
+	}
+	ip := net.ParseIP(host).To4()
+	if ip == nil {
+		return fail(errors.New("socks: IPv4 only"))
+	}
+	req := append([]byte{5, 1, 0, 1}, ip...)
+	req = binary.BigEndian.AppendUint16(req, uint16(port))
+	if _, err := c.Write(req); err != nil {
+		return fail(err)
+	}
+	rep := make([]byte, 10)
+	if _, err := io.ReadFull(c, rep); err != nil {
+		return fail(fmt.Errorf("socks connect to %s:%d refused: %w", host, port, err))
+	}
+	if rep[1] != 0 {
+		return fail(fmt.Errorf("socks connect to %s:%d: reply %d", host, port, rep[1]))
+	}
+	c.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// waitTCP waits until addr accepts a connection.
+func waitTCP(t testing.TB, addr string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not accepting: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
