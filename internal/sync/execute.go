@@ -1,0 +1,327 @@
+package sync
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	gosync "sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Source is the side backups are read from.
+type Source interface {
+	// Open reads path from offset on; the caller closes the reader.
+	Open(ctx context.Context, path string, offset int64) (io.ReadCloser, error)
+}
+
+// Destination is the side backups are published to.
+type Destination interface {
+	Source // to read back a resumed file's prefix for digest checks
+	// Publish writes src (size bytes in all, of which resumeFrom are already
+	// in the temp file) and makes it appear under path only when complete.
+	// It never leaves a partial file under path.
+	Publish(ctx context.Context, path string, src io.Reader, size, resumeFrom int64) error
+	Delete(ctx context.Context, path string) error
+	// RemoveDir removes an empty directory; a non-empty one is an error.
+	RemoveDir(ctx context.Context, path string) error
+}
+
+// Options tune one execution.
+type Options struct {
+	Parallel       int   // workers; default 4
+	BandwidthLimit int64 // bytes per second for all workers; 0: none
+	Retries        int   // attempts after the first for transient failures; default 3
+	Backoff        time.Duration
+	// Transient tells a failure worth retrying (a 4xx reply, a reset, a
+	// timeout) from a permanent one.
+	Transient func(error) bool
+	// Digests maps a path to the md5 (hex) its set's manifest lists.
+	Digests map[string]string
+	// TempName is the destination's temp path of a final path.
+	TempName func(final string) string
+	// Event receives progress, one call per finished action; it must be
+	// safe for concurrent use. Nil is fine.
+	Event func(Event)
+}
+
+// An Event reports one finished action.
+type Event struct {
+	Action Action
+	Bytes  int64 // bytes transferred for a copy
+	Err    error
+}
+
+// Failure is a file that could not be copied or deleted this cycle.
+type Failure struct {
+	Path  string `json:"path"`
+	Op    string `json:"op"`
+	Error string `json:"error"`
+}
+
+// ErrDigestMismatch is a copy whose md5 differs from its manifest's.
+var ErrDigestMismatch = errors.New("md5 differs from the set's manifest")
+
+// errSourceChanged is a source that delivered more or fewer bytes than listed.
+var errSourceChanged = errors.New("source file changed size while it was copied")
+
+// Execute carries out plan's actions: copies with opt.Parallel workers,
+// then deletions. A failed file never stops the others; metadata of a set
+// waits until every data file of the set has been copied, and is held back
+// when one failed. Cancelling ctx stops the workers after their current
+// read; temp files stay for resume.
+func Execute(ctx context.Context, plan Plan, src Source, dst Destination, opt Options) Result {
+	if opt.Parallel < 1 {
+		opt.Parallel = 4
+	}
+	if opt.Retries == 0 {
+		opt.Retries = 3
+	}
+	if opt.Backoff == 0 {
+		opt.Backoff = time.Second
+	}
+	if opt.Transient == nil {
+		opt.Transient = func(error) bool { return false }
+	}
+	e := &executor{src: src, dst: dst, opt: opt}
+	if opt.BandwidthLimit > 0 {
+		burst := int(min(opt.BandwidthLimit, 1<<20))
+		e.limiter = rate.NewLimiter(rate.Limit(opt.BandwidthLimit), burst)
+	}
+	var copies, removals []Action
+	for _, a := range plan.Actions {
+		switch a.Op {
+		case OpCopy, OpResume, OpReplace:
+			copies = append(copies, a)
+		case OpDefer:
+			e.res.Deferred = append(e.res.Deferred, a)
+		default:
+			removals = append(removals, a)
+		}
+	}
+	s := newScheduler(copies)
+	var wg gosync.WaitGroup
+	for range opt.Parallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				a, ok := s.next(ctx)
+				if !ok {
+					return
+				}
+				n, err := e.copyWithRetry(ctx, a)
+				s.done(a, err)
+				e.record(a, n, err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, a := range s.held() {
+		e.record(a, 0, fmt.Errorf("held back: a data file of set %s failed", a.Set))
+	}
+	for _, a := range removals {
+		if ctx.Err() != nil {
+			break
+		}
+		e.remove(ctx, a)
+	}
+	return e.res
+}
+
+// Result is what an execution did.
+type Result struct {
+	Copied, Resumed, Replaced, Verified int
+	Bytes                               int64
+	Deleted, DeletedTemps, RemovedDirs  int
+	Deferred                            []Action
+	Failed                              []Failure
+	// Missing are stable source files still missing at the destination.
+	Missing []Action
+}
+
+type executor struct {
+	src     Source
+	dst     Destination
+	opt     Options
+	limiter *rate.Limiter
+
+	mu  gosync.Mutex
+	res Result
+}
+
+func (e *executor) record(a Action, n int64, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err != nil {
+		e.res.Failed = append(e.res.Failed, Failure{Path: a.Path, Op: a.Op.String(), Error: err.Error()})
+		if a.Op == OpCopy || a.Op == OpResume || a.Op == OpReplace {
+			e.res.Missing = append(e.res.Missing, a)
+		}
+	} else {
+		switch a.Op {
+		case OpCopy:
+			e.res.Copied++
+		case OpResume:
+			e.res.Resumed++
+		case OpReplace:
+			e.res.Replaced++
+		case OpDelete:
+			e.res.Deleted++
+		case OpDeleteTemp:
+			e.res.DeletedTemps++
+		case OpRemoveDir:
+			e.res.RemovedDirs++
+		}
+		if _, ok := e.opt.Digests[a.Path]; ok && n > 0 {
+			e.res.Verified++
+		}
+		e.res.Bytes += n
+	}
+	if e.opt.Event != nil {
+		e.opt.Event(Event{Action: a, Bytes: n, Err: err})
+	}
+}
+
+func (e *executor) remove(ctx context.Context, a Action) {
+	var err error
+	switch a.Op {
+	case OpDelete, OpDeleteTemp:
+		err = e.dst.Delete(ctx, a.Path)
+	case OpRemoveDir:
+		// A directory another node still fills is not empty: not a failure.
+		if e.dst.RemoveDir(ctx, a.Path) != nil {
+			return
+		}
+	}
+	e.record(a, 0, err)
+}
+
+func (e *executor) copyWithRetry(ctx context.Context, a Action) (int64, error) {
+	for attempt := 0; ; attempt++ {
+		n, err := e.copyOnce(ctx, a)
+		if err == nil || ctx.Err() != nil || attempt >= e.opt.Retries || !e.opt.Transient(err) {
+			return n, err
+		}
+		// A retry resumes nothing: the temp file is rewritten from the
+		// action's offset, which is known good.
+		wait := e.opt.Backoff << attempt
+		select {
+		case <-ctx.Done():
+			return n, err
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (e *executor) copyOnce(ctx context.Context, a Action) (int64, error) {
+	want, digest := e.opt.Digests[a.Path]
+	var h hash.Hash
+	if digest {
+		h = md5.New()
+		if a.From > 0 && e.opt.TempName != nil {
+			// Hash the prefix already at the destination, as it is there.
+			if err := e.hashPrefix(ctx, h, e.opt.TempName(a.Path), a.From); err != nil {
+				return 0, err
+			}
+		}
+	}
+	r, err := e.src.Open(ctx, a.Path, a.From)
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	body := &guardedReader{r: r, left: a.Size - a.From, hash: h, want: want, ctx: ctx, limiter: e.limiter}
+	if err := e.dst.Publish(ctx, a.Path, body, a.Size, a.From); err != nil {
+		if errors.Is(body.err, ErrDigestMismatch) {
+			// Known bad content: never resume from it.
+			if e.opt.TempName != nil {
+				e.dst.Delete(context.WithoutCancel(ctx), e.opt.TempName(a.Path))
+			}
+			return body.n, fmt.Errorf("copy %s: %w", a.Path, ErrDigestMismatch)
+		}
+		if body.err != nil {
+			return body.n, fmt.Errorf("copy %s: %w", a.Path, body.err)
+		}
+		return body.n, fmt.Errorf("copy %s: %w", a.Path, err)
+	}
+	if body.left != 0 || !body.eof {
+		// Publish must read to EOF; anything else is a bug worth shouting about.
+		return body.n, fmt.Errorf("copy %s: published before the source was read to its end", a.Path)
+	}
+	return body.n, nil
+}
+
+func (e *executor) hashPrefix(ctx context.Context, h hash.Hash, temp string, n int64) error {
+	r, err := e.dst.Open(ctx, temp, 0)
+	if err != nil {
+		return fmt.Errorf("read back %s: %w", temp, err)
+	}
+	defer r.Close()
+	if _, err := io.CopyN(h, r, n); err != nil {
+		return fmt.Errorf("read back %s: %w", temp, err)
+	}
+	return nil
+}
+
+// guardedReader streams a source file into Publish and refuses to let a
+// wrong copy end well: at EOF it reports an error instead when the source
+// delivered more or fewer bytes than listed or its md5 differs from the
+// manifest, so that Publish never renames such a file to its final name.
+type guardedReader struct {
+	r       io.Reader
+	ctx     context.Context
+	left    int64
+	n       int64
+	hash    hash.Hash
+	want    string
+	limiter *rate.Limiter
+	eof     bool
+	err     error
+}
+
+func (g *guardedReader) Read(p []byte) (int, error) {
+	if g.err != nil {
+		return 0, g.err
+	}
+	if g.limiter != nil && len(p) > g.limiter.Burst() {
+		p = p[:g.limiter.Burst()]
+	}
+	n, err := g.r.Read(p)
+	if int64(n) > g.left {
+		g.err = errSourceChanged
+		return 0, g.err
+	}
+	g.left -= int64(n)
+	g.n += int64(n)
+	if g.hash != nil {
+		g.hash.Write(p[:n])
+	}
+	if g.limiter != nil && n > 0 {
+		if werr := g.limiter.WaitN(g.ctx, n); werr != nil {
+			g.err = werr
+			return n, werr
+		}
+	}
+	if err == io.EOF {
+		switch {
+		case g.left != 0:
+			g.err = errSourceChanged
+		case g.hash != nil && hex.EncodeToString(g.hash.Sum(nil)) != g.want:
+			g.err = ErrDigestMismatch
+		default:
+			g.eof = true
+			return n, io.EOF
+		}
+		return n, g.err
+	}
+	if err != nil {
+		g.err = err
+	}
+	return n, err
+}

@@ -1,0 +1,107 @@
+package sync
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// A Report is what one cycle did, for logs, STATUS and metrics.
+type Report struct {
+	Connection string    `json:"connection"`
+	Node       int       `json:"node"`
+	Started    time.Time `json:"started"`
+	Finished   time.Time `json:"finished"`
+	DryRun     bool      `json:"dry_run,omitempty"`
+
+	Copied       int   `json:"copied"`
+	Resumed      int   `json:"resumed"`
+	Replaced     int   `json:"replaced"`
+	Verified     int   `json:"verified_md5"`
+	Bytes        int64 `json:"bytes"`
+	UpToDate     int   `json:"up_to_date"`
+	Deferred     int   `json:"deferred"`
+	Deleted      int   `json:"deleted"`
+	DeletedTemps int   `json:"deleted_temps"`
+
+	Failed []Failure `json:"failed,omitempty"`
+	// DeferredFiles says why each deferred file waits.
+	DeferredFiles []Failure `json:"deferred_files,omitempty"`
+	Notes         []string  `json:"notes,omitempty"`
+	// LagSeconds is the age of the oldest stable source file that the
+	// destination still lacks after the cycle; 0 when it lacks none.
+	LagSeconds float64 `json:"lag_seconds"`
+	// Error is set when the cycle could not run (a listing failed).
+	Error string `json:"error,omitempty"`
+}
+
+func (r *Report) finish(at time.Time, res Result, p Plan) {
+	r.Finished = at
+	r.Copied, r.Resumed, r.Replaced, r.Verified = res.Copied, res.Resumed, res.Replaced, res.Verified
+	r.Bytes, r.Deleted, r.DeletedTemps = res.Bytes, res.Deleted, res.DeletedTemps
+	r.UpToDate, r.Notes, r.Failed = p.UpToDate, p.Notes, res.Failed
+	r.Deferred = len(res.Deferred)
+	var oldest time.Time
+	missing := res.Missing
+	for _, a := range res.Deferred {
+		r.DeferredFiles = append(r.DeferredFiles, Failure{Path: a.Path, Op: a.Op.String(), Error: a.Reason})
+		if strings.HasPrefix(a.Reason, "set incomplete") {
+			missing = append(missing, a) // stable, only waiting for its set
+		}
+	}
+	if r.DryRun {
+		missing = nil
+		for _, a := range p.Actions {
+			if a.Op == OpCopy || a.Op == OpResume || a.Op == OpReplace {
+				missing = append(missing, a)
+			}
+		}
+	}
+	for _, a := range missing {
+		t := a.ModTime
+		if t.IsZero() {
+			t = p.Snapshot.Files[a.Path].Since
+		}
+		if !t.IsZero() && (oldest.IsZero() || t.Before(oldest)) {
+			oldest = t
+		}
+	}
+	if !oldest.IsZero() {
+		r.LagSeconds = max(0, at.Sub(oldest).Seconds())
+	}
+}
+
+// Duration is how long the cycle took.
+func (r Report) Duration() time.Duration { return r.Finished.Sub(r.Started) }
+
+// OK reports whether the cycle ran and every file it tried succeeded.
+func (r Report) OK() bool { return r.Error == "" && len(r.Failed) == 0 }
+
+// Summary is the one line a cycle logs when Verbose is off.
+func (r Report) Summary() string {
+	d := r.Duration()
+	rate := 0.0
+	if d > 0 {
+		rate = float64(r.Bytes) / d.Seconds() / (1 << 20)
+	}
+	s := fmt.Sprintf("%s node_%d: copied %d (resumed %d, replaced %d, md5-verified %d), %s in %s (%.1f MiB/s), up to date %d, deferred %d, deleted %d, failed %d, lag %s",
+		r.Connection, r.Node, r.Copied+r.Resumed+r.Replaced, r.Resumed, r.Replaced, r.Verified,
+		bytesText(r.Bytes), d.Round(time.Millisecond), rate, r.UpToDate, r.Deferred, r.Deleted, len(r.Failed),
+		(time.Duration(r.LagSeconds) * time.Second).String())
+	if r.Error != "" {
+		s += ": " + r.Error
+	}
+	return s
+}
+
+func bytesText(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
