@@ -1,0 +1,252 @@
+package sync
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+var errTransient = errors.New("421 service not available")
+
+func content(p string, n int) []byte {
+	return bytes.Repeat([]byte(p[len(p)-1:]), n)
+}
+
+// twoSets fills src with two backup sets of three data files and a metadata file each.
+func twoSets(src *memVolume) {
+	for _, dir := range []string{d0, d1} {
+		for _, name := range []string{"data_a", "data_b", "data_c", "metadata"} {
+			src.put(dir+name, content(dir+name, 1000), now.Add(-old))
+		}
+	}
+}
+
+func cycle(t *testing.T, src, dst *memVolume, edit func(*Cycle)) Report {
+	t.Helper()
+	c := &Cycle{Connection: "Connection1", Database: "DB", Node: 0, SettleTime: 2 * time.Minute, Delete: true,
+		StateDir: t.TempDir(), IsTemp: isTemp, Now: func() time.Time { return now },
+		Exec: Options{Parallel: 3, Backoff: time.Millisecond, TempName: tempName,
+			Transient: func(err error) bool { return errors.Is(err, errTransient) }}}
+	if edit != nil {
+		edit(c)
+	}
+	rep, _, err := c.Run(context.Background(), src, dst)
+	if err != nil {
+		t.Fatalf("cycle: %v", err)
+	}
+	return rep
+}
+
+func sameFiles(t *testing.T, src, dst *memVolume) {
+	t.Helper()
+	for _, p := range src.paths() {
+		s, _ := src.get(p)
+		d, ok := dst.get(p)
+		if !ok || !bytes.Equal(s, d) {
+			t.Errorf("%s differs at the destination", p)
+		}
+	}
+	if got, want := len(dst.paths()), len(src.paths()); got != want {
+		t.Errorf("destination holds %d files, source %d: %q", got, want, dst.paths())
+	}
+}
+
+func TestFirstCopyThenNoOp(t *testing.T) {
+	src, dst := newMem(), newMem()
+	twoSets(src)
+	rep := cycle(t, src, dst, nil)
+	if rep.Copied != 8 || rep.Bytes != 8000 || !rep.OK() || rep.LagSeconds != 0 {
+		t.Errorf("first cycle: %+v", rep)
+	}
+	sameFiles(t, src, dst)
+	// Metadata of a set appeared only after all its data files.
+	for _, dir := range []string{d0, d1} {
+		seenData := 0
+		for _, p := range dst.published {
+			if strings.HasPrefix(p, dir) {
+				if strings.HasSuffix(p, "metadata") && seenData != 3 {
+					t.Errorf("%smetadata published after %d of 3 data files", dir, seenData)
+				}
+				seenData++
+			}
+		}
+	}
+	rep = cycle(t, src, dst, nil)
+	if rep.Copied != 0 || rep.UpToDate != 8 || !rep.OK() {
+		t.Errorf("second cycle: %+v", rep)
+	}
+}
+
+func TestFailedDataFileHoldsMetadataAndOthersGoOn(t *testing.T) {
+	src, dst := newMem(), newMem()
+	twoSets(src)
+	src.fail = func(op, p string) error {
+		if op == "open" && p == d0+"data_b" {
+			return errors.New("550 permission denied")
+		}
+		return nil
+	}
+	rep := cycle(t, src, dst, nil)
+	if rep.Copied != 6 || len(rep.Failed) != 2 {
+		t.Fatalf("report: %+v", rep)
+	}
+	if _, ok := dst.get(d0 + "metadata"); ok {
+		t.Error("metadata of an incomplete set was published")
+	}
+	if _, ok := dst.get(d1 + "metadata"); !ok {
+		t.Error("the other set did not complete")
+	}
+	if !strings.Contains(rep.Failed[1].Error, "held back") && !strings.Contains(rep.Failed[0].Error, "held back") {
+		t.Errorf("failures: %+v", rep.Failed)
+	}
+	if rep.LagSeconds != old.Seconds() {
+		t.Errorf("lag %v, want %v", rep.LagSeconds, old.Seconds())
+	}
+}
+
+func TestTransientFailuresAreRetriedPermanentAreNot(t *testing.T) {
+	src, dst := newMem(), newMem()
+	twoSets(src)
+	tries := map[string]int{}
+	src.fail = func(op, p string) error {
+		if op != "open" {
+			return nil
+		}
+		tries[p]++ // a single worker below: no race
+		switch {
+		case p == d0+"data_a" && tries[p] <= 2:
+			return fmt.Errorf("retr: %w", errTransient)
+		case p == d1+"data_a":
+			return errors.New("550 no such file")
+		}
+		return nil
+	}
+	rep := cycle(t, src, dst, func(c *Cycle) { c.Exec.Parallel = 1 })
+	if tries[d0+"data_a"] != 3 || tries[d1+"data_a"] != 1 {
+		t.Errorf("tries %v", tries)
+	}
+	if rep.Copied != 6 || len(rep.Failed) != 2 {
+		t.Errorf("report %+v", rep)
+	}
+}
+
+func TestDigestMismatchDeletesTempAndFails(t *testing.T) {
+	src, dst := newMem(), newMem()
+	src.put(d0+"data_a", []byte("hello"), now.Add(-old))
+	src.put(d0+"data_b", []byte("world"), now.Add(-old))
+	sum := md5.Sum([]byte("hello"))
+	rep := cycle(t, src, dst, func(c *Cycle) {
+		c.Exec.Digests = map[string]string{d0 + "data_a": hex.EncodeToString(sum[:]), d0 + "data_b": strings.Repeat("0", 32)}
+	})
+	if rep.Copied != 1 || rep.Verified != 1 || len(rep.Failed) != 1 || !strings.Contains(rep.Failed[0].Error, "md5 differs") {
+		t.Fatalf("report %+v", rep)
+	}
+	if _, ok := dst.get(d0 + "data_b"); ok {
+		t.Error("a file with the wrong md5 was published")
+	}
+	if _, ok := dst.get(tempName(d0 + "data_b")); ok {
+		t.Error("the bad temp file was kept for resume")
+	}
+}
+
+func TestSourceGrowingDuringCopyIsNotPublished(t *testing.T) {
+	src, dst := newMem(), newMem()
+	src.put(d0+"data_a", []byte("12345"), now.Add(-old))
+	c := &Cycle{Database: "DB", IsTemp: isTemp, Now: func() time.Time { return now }, SettleTime: time.Minute}
+	src2 := &growingSource{memVolume: src, extra: []byte("678")}
+	rep, _, err := c.Run(context.Background(), src2, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Failed) != 1 || !strings.Contains(rep.Failed[0].Error, "changed size") {
+		t.Fatalf("report %+v", rep)
+	}
+	if _, ok := dst.get(d0 + "data_a"); ok {
+		t.Error("a file that grew while copied was published under its final name")
+	}
+}
+
+// growingSource lists a file at one size and delivers more bytes.
+type growingSource struct {
+	*memVolume
+	extra []byte
+}
+
+func (g *growingSource) Open(ctx context.Context, p string, off int64) (io.ReadCloser, error) {
+	d, _ := g.get(p)
+	return io.NopCloser(io.MultiReader(bytes.NewReader(d[off:]), bytes.NewReader(g.extra))), nil
+}
+
+func TestResumeKeepsThePrefix(t *testing.T) {
+	src, dst := newMem(), newMem()
+	data := []byte("0123456789")
+	src.put(d0+"data_a", data, now.Add(-old))
+	dst.put(tempName(d0+"data_a"), data[:4], now)
+	sum := md5.Sum(data)
+	rep := cycle(t, src, dst, func(c *Cycle) { c.Exec.Digests = map[string]string{d0 + "data_a": hex.EncodeToString(sum[:])} })
+	if rep.Resumed != 1 || rep.Bytes != 6 || rep.Verified != 1 || !rep.OK() {
+		t.Fatalf("report %+v", rep)
+	}
+	sameFiles(t, src, dst)
+}
+
+func TestCancelledCycleStopsAndKeepsNothingPartial(t *testing.T) {
+	src, dst := newMem(), newMem()
+	twoSets(src)
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	dst.fail = func(op, p string) error {
+		if op == "publish" {
+			if n++; n == 2 {
+				cancel()
+			}
+		}
+		return nil
+	}
+	c := &Cycle{Database: "DB", IsTemp: isTemp, Now: func() time.Time { return now }, SettleTime: time.Minute,
+		Exec: Options{Parallel: 1, TempName: tempName}}
+	rep, _, err := c.Run(ctx, src, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Copied >= 8 || !strings.Contains(rep.Error, "cancelled") {
+		t.Errorf("report %+v", rep)
+	}
+	for _, p := range dst.paths() {
+		s, _ := src.get(p)
+		d, _ := dst.get(p)
+		if !strings.HasSuffix(p, suffix) && !bytes.Equal(s, d) {
+			t.Errorf("partial file under final name %s", p)
+		}
+	}
+}
+
+func TestListingFailureChangesNothing(t *testing.T) {
+	src, dst := newMem(), newMem()
+	dst.put(d0+"a", []byte("x"), now)
+	src.fail = func(op, p string) error {
+		if op == "list" {
+			return errors.New("dial tcp 127.0.2.1:21: connection refused")
+		}
+		return nil
+	}
+	c := &Cycle{Connection: "C", Database: "DB", IsTemp: isTemp, Delete: true, StateDir: t.TempDir()}
+	rep, _, err := c.Run(context.Background(), src, dst)
+	if !errors.Is(err, ErrUnreachable) || !strings.Contains(rep.Error, "list source") {
+		t.Fatalf("err %v, report %+v", err, rep)
+	}
+	if _, ok := dst.get(d0 + "a"); !ok {
+		t.Error("a failed listing deleted destination files")
+	}
+	reps, err := LoadReports(c.StateDir, "C", 0)
+	if err != nil || len(reps) != 1 || reps[0].Error == "" {
+		t.Errorf("persisted reports %+v, %v", reps, err)
+	}
+}
