@@ -88,7 +88,19 @@ func (c *Cycle) Run(ctx context.Context, src SourceSide, dst DestinationSide) (R
 		rep.finish(now(), Result{Deferred: deferred(plan)}, plan)
 		return rep, plan, nil
 	}
-	res := Execute(ctx, plan, src, dst, c.Exec)
+	exec := c.Exec
+	digests, err := readDigests(ctx, src, s.l.Files)
+	if err != nil {
+		rep.finish(now(), Result{}, plan)
+		rep.Error = err.Error()
+		c.saveReport(rep)
+		return rep, plan, err
+	}
+	for p, sum := range c.Exec.Digests {
+		digests[p] = sum
+	}
+	exec.Digests = digests
+	res := Execute(ctx, plan, src, dst, exec)
 	rep.finish(now(), res, plan)
 	if ctx.Err() != nil {
 		rep.Error = "cycle cancelled: " + ctx.Err().Error()

@@ -250,3 +250,26 @@ func TestListingFailureChangesNothing(t *testing.T) {
 		t.Errorf("persisted reports %+v, %v", reps, err)
 	}
 }
+
+func TestManifestDigestsVerifyCopies(t *testing.T) {
+	src, dst := newMem(), newMem()
+	sumA, sumB := md5.Sum([]byte("aaa")), md5.Sum([]byte("bbb"))
+	src.put(d0+"data_a", []byte("aaa"), now.Add(-old))
+	src.put(d0+"data_b", []byte("bXb"), now.Add(-old)) // corrupt at the source
+	src.put(d0+"metadata.md5", []byte(fmt.Sprintf("%x  data_a\n%x *data_b\n", sumA, sumB)), now.Add(-old))
+	rep := cycle(t, src, dst, nil)
+	if rep.Verified != 1 || len(rep.Failed) != 2 {
+		t.Fatalf("report %+v", rep)
+	}
+	if _, ok := dst.get(d0 + "metadata.md5"); ok {
+		t.Error("the manifest (metadata) was published although its set is incomplete")
+	}
+}
+
+func TestManifestErrors(t *testing.T) {
+	for _, bad := range []string{"nothex  a\n", "0123  a\n", fmt.Sprintf("%032x  ../../x\n", 1), fmt.Sprintf("%032x\n", 1)} {
+		if err := parseManifest(strings.NewReader(bad), "DB/id_1/level_0/node_0", map[string]string{}); err == nil {
+			t.Errorf("%q: want an error", bad)
+		}
+	}
+}
