@@ -44,7 +44,12 @@ type Cycle struct {
 	DryRun   bool
 	Exec     Options
 	IsTemp   func(name string) (final string, ok bool)
-	Now      func() time.Time // default time.Now
+	// CanResume: the destination appends to temp files correctly.
+	CanResume bool
+	// Journal, when set, lists direct uploads a crash may have left
+	// partial; they are removed before planning.
+	Journal *Journal
+	Now     func() time.Time // default time.Now
 }
 
 // ErrUnreachable wraps a listing failure: the cycle did nothing.
@@ -75,6 +80,12 @@ func (c *Cycle) Run(ctx context.Context, src SourceSide, dst DestinationSide) (R
 		c.saveReport(rep)
 		return rep, Plan{}, fmt.Errorf("%w: %w", ErrUnreachable, err)
 	}
+	if err := c.repair(ctx, dst, &d.l); err != nil {
+		rep.finish(now(), Result{}, Plan{})
+		rep.Error = err.Error()
+		c.saveReport(rep)
+		return rep, Plan{}, err
+	}
 	prev, err := c.loadSnapshot()
 	if err != nil {
 		return rep, Plan{}, err
@@ -82,7 +93,7 @@ func (c *Cycle) Run(ctx context.Context, src SourceSide, dst DestinationSide) (R
 	plan := MakePlan(PlanInput{
 		Database: c.Database, Node: c.Node, Source: s.l, Destination: d.l, Previous: prev,
 		Now: rep.Started, SettleTime: c.SettleTime, Delete: c.Delete, MaxDeleteSets: c.MaxDeleteSets,
-		IsTemp: c.IsTemp,
+		IsTemp: c.IsTemp, CanResume: c.CanResume,
 	})
 	if c.DryRun {
 		rep.finish(now(), Result{Deferred: deferred(plan)}, plan)
@@ -109,6 +120,39 @@ func (c *Cycle) Run(ctx context.Context, src SourceSide, dst DestinationSide) (R
 		return rep, plan, err
 	}
 	return rep, plan, c.saveReport(rep)
+}
+
+// repair removes what the journal says may be partial from the destination
+// and from its listing, so that the plan copies those files again.
+func (c *Cycle) repair(ctx context.Context, dst Destination, l *Listing) error {
+	if c.Journal == nil {
+		return nil
+	}
+	paths, err := c.Journal.InFlight()
+	if err != nil {
+		return err
+	}
+	for _, p := range paths {
+		kept := l.Files[:0]
+		present := false
+		for _, f := range l.Files {
+			if f.Path == p {
+				present = true
+				continue
+			}
+			kept = append(kept, f)
+		}
+		l.Files = kept
+		if present {
+			if err := dst.Delete(ctx, p); err != nil {
+				return fmt.Errorf("repair interrupted upload %s: %w", p, err)
+			}
+		}
+		if err := c.Journal.End(p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func deferred(p Plan) []Action {

@@ -31,7 +31,7 @@ func twoSets(src *memVolume) {
 func cycle(t *testing.T, src, dst *memVolume, edit func(*Cycle)) Report {
 	t.Helper()
 	c := &Cycle{Connection: "Connection1", Database: "DB", Node: 0, SettleTime: 2 * time.Minute, Delete: true,
-		StateDir: t.TempDir(), IsTemp: isTemp, Now: func() time.Time { return now },
+		StateDir: t.TempDir(), IsTemp: isTemp, CanResume: true, Now: func() time.Time { return now },
 		Exec: Options{Parallel: 3, Backoff: time.Millisecond, TempName: tempName,
 			Transient: func(err error) bool { return errors.Is(err, errTransient) }}}
 	if edit != nil {
@@ -271,5 +271,23 @@ func TestManifestErrors(t *testing.T) {
 		if err := parseManifest(strings.NewReader(bad), "DB/id_1/level_0/node_0", map[string]string{}); err == nil {
 			t.Errorf("%q: want an error", bad)
 		}
+	}
+}
+
+func TestJournalRepairsInterruptedDirectUpload(t *testing.T) {
+	src, dst := newMem(), newMem()
+	src.put(d0+"data_a", []byte("complete"), now.Add(-old))
+	dst.put(d0+"data_a", []byte("compl"), now) // a crash left it partial under its final name
+	j := NewJournal(t.TempDir() + "/journal.json")
+	if err := j.Begin(d0 + "data_a"); err != nil {
+		t.Fatal(err)
+	}
+	rep := cycle(t, src, dst, func(c *Cycle) { c.Journal = j })
+	if rep.Copied != 1 || rep.Replaced != 0 || !rep.OK() {
+		t.Fatalf("report %+v", rep)
+	}
+	sameFiles(t, src, dst)
+	if left, _ := NewJournal(j.file).InFlight(); len(left) != 0 {
+		t.Errorf("journal still lists %q", left)
 	}
 }

@@ -99,8 +99,9 @@ type PlanInput struct {
 	MaxDeleteSets int // 0: no cap
 	// IsTemp recognises the destination's temp files (archive.IsTemp).
 	IsTemp func(name string) (final string, ok bool)
-	// TempName is the temp path of a final path (archive.TempName).
-	TempName func(final string) string
+	// CanResume says the destination can append to a temp file; without
+	// it a shorter temp file is rewritten from the start.
+	CanResume bool
 }
 
 // MakePlan decides what one cycle does. It is a pure function of its input:
@@ -159,7 +160,7 @@ func MakePlan(in PlanInput) Plan {
 		switch t, hasTemp := temps[f.Path]; {
 		case present:
 			a.Op = OpReplace
-		case hasTemp && t.Size > 0 && t.Size < f.Size:
+		case in.CanResume && hasTemp && t.Size > 0 && t.Size < f.Size:
 			a.Op, a.From = OpResume, t.Size
 		default:
 			a.Op = OpCopy

@@ -83,6 +83,10 @@ func TestMakePlan(t *testing.T) {
 		{name: "shorter temp file is resumed",
 			src: []File{file(d0+"a", 5, old)}, dst: []File{file(d0+"a"+suffix, 3, 0)},
 			want: []string{"resume " + d0 + "a from 3"}},
+		{name: "shorter temp file is rewritten where the server cannot append",
+			src: []File{file(d0+"a", 5, old)}, dst: []File{file(d0+"a"+suffix, 3, 0)},
+			edit: func(in *PlanInput) { in.CanResume = false },
+			want: []string{"copy " + d0 + "a"}},
 		{name: "empty or overlong temp file is rewritten, not resumed",
 			src: []File{file(d0+"a", 5, old), file(d0+"b", 5, old)}, dst: []File{file(d0+"a"+suffix, 0, 0), file(d0+"b"+suffix, 7, 0)},
 			want: []string{"copy " + d0 + "a", "copy " + d0 + "b"}},
@@ -127,7 +131,7 @@ func TestMakePlan(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			in := PlanInput{Database: "DB", Node: 0, Source: Listing{tc.src}, Destination: Listing{tc.dst},
 				Previous: Snapshot{Files: tc.prev}, Now: now, SettleTime: 2 * time.Minute, Delete: true,
-				IsTemp: isTemp, TempName: tempName}
+				IsTemp: isTemp, CanResume: true}
 			if tc.edit != nil {
 				tc.edit(&in)
 			}
