@@ -1,0 +1,429 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jlaffaye/ftp"
+)
+
+// conn is one logged-in FTP connection of a Volume's pool. It is used by one
+// goroutine at a time (it is checked out of the pool).
+type conn struct {
+	v    *Volume
+	sc   *ftp.ServerConn
+	ctrl *ioConn // control connection (below TLS when FTPS)
+
+	mu      sync.Mutex
+	data    []*ioConn     // data connections opened and not yet closed
+	capture *bytes.Buffer // when set, bytes read on data connections are copied here
+	capErr  error
+	killed  bool
+
+	lastUsed time.Time
+	stopVol  func() bool // unregisters the volume-close watcher
+}
+
+// errCaptureTooLarge is returned when one directory listing exceeds
+// maxListingBytes.
+var errCaptureTooLarge = errors.New("directory listing larger than 64 MiB")
+
+const maxListingBytes = 64 << 20
+
+// dial opens, logs in and changes to the volume root.
+func (v *Volume) dial(ctx context.Context) (*conn, error) {
+	c := &conn{v: v}
+	ctx, cancel := context.WithTimeout(ctx, v.opt.ConnectTimeout)
+	defer cancel()
+	first := true
+	var mu sync.Mutex
+	dialFunc := func(network, addr string) (net.Conn, error) {
+		mu.Lock()
+		isControl := first
+		first = false
+		mu.Unlock()
+		if !isControl {
+			// Data connections always go to the endpoint's host: a
+			// PASV reply cannot send us elsewhere, and through a tunnel
+			// (where jlaffaye derives 0.0.0.0) the port is all we need.
+			_, port, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			addr = net.JoinHostPort(v.ep.Host, port)
+		}
+		// The control connection is bounded by the connect context; a
+		// data connection by the connect timeout alone.
+		base := ctx
+		if !isControl {
+			base = context.Background()
+		}
+		dctx, dcancel := context.WithTimeout(base, v.opt.ConnectTimeout)
+		defer dcancel()
+		var raw net.Conn
+		var err error
+		if v.opt.Dial != nil {
+			raw, err = v.opt.Dial(dctx, network, addr)
+		} else {
+			var d net.Dialer
+			raw, err = d.DialContext(dctx, network, addr)
+		}
+		if err != nil {
+			return nil, err
+		}
+		io := &ioConn{Conn: raw, timeout: v.opt.OpTimeout}
+		c.mu.Lock()
+		killed := c.killed
+		if isControl {
+			c.ctrl = io
+		} else {
+			io.owner = c
+			c.data = append(c.data, io)
+		}
+		c.mu.Unlock()
+		if killed {
+			raw.Close()
+			return nil, net.ErrClosed
+		}
+		if isControl {
+			return io, nil
+		}
+		if v.ep.TLS && v.opt.Dial == nil {
+			return &tlsData{Conn: tls.Client(io, v.tlsConfig())}, nil
+		}
+		return io, nil
+	}
+	opts := []ftp.DialOption{
+		ftp.DialWithDialFunc(dialFunc),
+		ftp.DialWithDisabledMLSD(v.noMLSD.Load()),
+	}
+	if v.ep.TLS {
+		opts = append(opts, ftp.DialWithExplicitTLS(v.tlsConfig()))
+	}
+	// The connect timeout covers dial, greeting, TLS, login and CWD: a
+	// watchdog closes the control connection when it passes.
+	stop := context.AfterFunc(ctx, func() { c.kill() })
+	sc, err := ftp.Dial(v.ep.Addr(), opts...)
+	if err == nil {
+		c.sc = sc
+		c.startCapture()
+		err = sc.Login(v.ep.User, v.ep.Password)
+		feat := c.stopCapture()
+		if err == nil {
+			v.featOnce.Do(func() { v.features = parseFEAT(feat) })
+			err = sc.ChangeDir(v.ep.Root)
+			if err != nil {
+				err = &rootError{err}
+			}
+		}
+	}
+	stop()
+	if err != nil {
+		c.kill()
+		if ctx.Err() != nil && !isReply(err) {
+			err = errors.Join(errors.New("connect timeout"), err)
+		}
+		return nil, err
+	}
+	c.lastUsed = time.Now()
+	c.stopVol = context.AfterFunc(v.ctx, c.kill)
+	return c, nil
+}
+
+// rootError marks a failure to enter the volume root.
+type rootError struct{ err error }
+
+func (e *rootError) Error() string { return "cannot enter volume root: " + e.err.Error() }
+func (e *rootError) Unwrap() error { return e.err }
+
+// kill closes every network connection of c at once; any blocked call fails.
+func (c *conn) kill() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.killed = true
+	if c.ctrl != nil {
+		c.ctrl.Conn.Close()
+	}
+	for _, d := range c.data {
+		d.Conn.Close()
+	}
+}
+
+// close logs out politely (bounded by a short timeout) and closes c.
+func (c *conn) close() {
+	if c.stopVol != nil {
+		c.stopVol()
+	}
+	if c.sc != nil && c.ctrl != nil {
+		c.ctrl.setTimeout(2 * time.Second)
+		_ = c.sc.Quit() // may report io.EOF when the server closed first
+	}
+	c.kill()
+}
+
+// watch makes ctx's cancellation kill c; call the returned func when the
+// operation ends.
+func (c *conn) watch(ctx context.Context) func() bool {
+	return context.AfterFunc(ctx, c.kill)
+}
+
+func (c *conn) startCapture() {
+	c.mu.Lock()
+	c.capture = new(bytes.Buffer)
+	c.capErr = nil
+	c.mu.Unlock()
+	if c.ctrl != nil {
+		c.ctrl.setCapture(c)
+	}
+}
+
+func (c *conn) stopCapture() []byte {
+	if c.ctrl != nil {
+		c.ctrl.setCapture(nil)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := c.capture.Bytes()
+	c.capture = nil
+	return b
+}
+
+// captureDataOnly captures what data connections read (a listing) but not
+// the control connection.
+func (c *conn) captureDataOnly() {
+	c.mu.Lock()
+	c.capture = new(bytes.Buffer)
+	c.capErr = nil
+	c.mu.Unlock()
+}
+
+func (c *conn) record(p []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.capture == nil {
+		return
+	}
+	if c.capture.Len()+len(p) > maxListingBytes {
+		c.capErr = errCaptureTooLarge
+		return
+	}
+	c.capture.Write(p)
+}
+
+func (c *conn) dropData(d *ioConn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, x := range c.data {
+		if x == d {
+			c.data = append(c.data[:i], c.data[i+1:]...)
+			return
+		}
+	}
+}
+
+// ioConn bounds every Read and Write by an inactivity timeout: with a
+// deadline where the connection supports one, else with a watchdog that
+// closes it (SSH channels have no deadlines). It also copies what it reads
+// into its owner's capture buffer when asked.
+type ioConn struct {
+	net.Conn
+	timeout  time.Duration
+	owner    *conn // data connections: the conn to record into
+	capOwner atomic.Pointer[conn]
+	noDL     atomic.Bool
+	timedOut atomic.Bool
+	closed   atomic.Bool
+}
+
+func (c *ioConn) setTimeout(d time.Duration) { c.timeout = d }
+
+func (c *ioConn) setCapture(owner *conn) { c.capOwner.Store(owner) }
+
+func (c *ioConn) guard(set func(time.Time) error) func() {
+	if c.timeout <= 0 {
+		return func() {}
+	}
+	if !c.noDL.Load() {
+		if err := set(time.Now().Add(c.timeout)); err == nil {
+			return func() {}
+		}
+		c.noDL.Store(true)
+	}
+	t := time.AfterFunc(c.timeout, func() {
+		c.timedOut.Store(true)
+		c.Conn.Close()
+	})
+	return func() { t.Stop() }
+}
+
+func (c *ioConn) fix(err error) error {
+	if err != nil && c.timedOut.Load() {
+		return os.ErrDeadlineExceeded
+	}
+	return err
+}
+
+func (c *ioConn) Read(p []byte) (int, error) {
+	done := c.guard(c.Conn.SetReadDeadline)
+	n, err := c.Conn.Read(p)
+	done()
+	if n > 0 {
+		if c.owner != nil {
+			c.owner.record(p[:n])
+		} else if o := c.capOwner.Load(); o != nil {
+			o.record(p[:n])
+		}
+	}
+	return n, c.fix(err)
+}
+
+func (c *ioConn) Write(p []byte) (int, error) {
+	done := c.guard(c.Conn.SetWriteDeadline)
+	n, err := c.Conn.Write(p)
+	done()
+	return n, c.fix(err)
+}
+
+func (c *ioConn) Close() error {
+	if c.owner != nil && !c.closed.Swap(true) {
+		c.owner.dropData(c)
+	}
+	return c.Conn.Close()
+}
+
+// tlsData is a TLS data connection. It keeps Handshake visible to jlaffaye
+// (which handshakes explicitly before an empty upload).
+type tlsData struct{ *tls.Conn }
+
+func (v *Volume) tlsConfig() *tls.Config {
+	if v.opt.TLSConfig != nil {
+		return v.opt.TLSConfig
+	}
+	return &tls.Config{ServerName: v.ep.Host, ClientSessionCache: v.tlsCache, MinVersion: tls.VersionTLS12}
+}
+
+// pool hands out connections, at most MaxConns at once.
+type pool struct {
+	sem  chan struct{}
+	mu   sync.Mutex
+	idle []*conn
+}
+
+// get returns a ready connection: an idle one (checked with NOOP when it has
+// been idle for a while) or a new one.
+func (v *Volume) get(ctx context.Context) (*conn, error) {
+	select {
+	case v.pool.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-v.ctx.Done():
+		return nil, errClosed
+	}
+	for {
+		v.pool.mu.Lock()
+		var c *conn
+		if n := len(v.pool.idle); n > 0 {
+			c = v.pool.idle[n-1]
+			v.pool.idle = v.pool.idle[:n-1]
+		}
+		v.pool.mu.Unlock()
+		if c == nil {
+			break
+		}
+		if time.Since(c.lastUsed) < staleCheckAfter {
+			return c, nil
+		}
+		stop := c.watch(ctx)
+		err := c.sc.NoOp()
+		stop()
+		if err == nil {
+			return c, nil
+		}
+		c.close()
+	}
+	c, err := v.dial(ctx)
+	if err != nil {
+		<-v.pool.sem
+		return nil, err
+	}
+	return c, nil
+}
+
+// staleCheckAfter is how long a connection may sit idle before get checks
+// it with NOOP (servers close idle sessions).
+const staleCheckAfter = 5 * time.Second
+
+// put returns c to the pool, or closes it when broken or the volume is
+// closed.
+func (v *Volume) put(c *conn, broken bool) {
+	defer func() { <-v.pool.sem }()
+	if broken || v.ctx.Err() != nil {
+		c.close()
+		return
+	}
+	c.lastUsed = time.Now()
+	v.pool.mu.Lock()
+	v.pool.idle = append(v.pool.idle, c)
+	v.pool.mu.Unlock()
+}
+
+// janitor closes connections idle for longer than IdleTimeout.
+func (v *Volume) janitor() {
+	defer v.wg.Done()
+	t := time.NewTicker(v.opt.IdleTimeout / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-v.ctx.Done():
+			return
+		case <-t.C:
+		}
+		var old []*conn
+		v.pool.mu.Lock()
+		keep := v.pool.idle[:0]
+		for _, c := range v.pool.idle {
+			if time.Since(c.lastUsed) > v.opt.IdleTimeout {
+				old = append(old, c)
+			} else {
+				keep = append(keep, c)
+			}
+		}
+		v.pool.idle = keep
+		v.pool.mu.Unlock()
+		for _, c := range old {
+			c.close()
+		}
+	}
+}
+
+// parseFEAT extracts the feature lines of a FEAT reply from the control
+// connection's transcript of the login.
+func parseFEAT(transcript []byte) []string {
+	var feats []string
+	in := false
+	for _, line := range bytes.Split(transcript, []byte("\n")) {
+		s := string(bytes.TrimRight(line, "\r"))
+		switch {
+		case len(s) >= 4 && s[:3] == "211" && s[3] == '-':
+			in = true
+		case in && len(s) >= 4 && s[:3] == "211" && s[3] == ' ':
+			in = false
+		case in && len(s) > 1 && s[0] == ' ':
+			feats = append(feats, trimSpace(s))
+		}
+	}
+	return feats
+}
+
+func trimSpace(s string) string { return string(bytes.TrimSpace([]byte(s))) }
+
+// Addr returns "host:port".
+func (e Endpoint) Addr() string { return net.JoinHostPort(e.Host, strconv.Itoa(e.Port)) }

@@ -1,0 +1,448 @@
+package archive
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Entry is a file in a listing.
+type Entry struct {
+	// Path is slash-separated and relative to the volume root, e.g.
+	// "DB/id_11/level_0/node_0/file". It never contains "..".
+	Path    string
+	Size    int64
+	ModTime time.Time // UTC
+	// Exact is true for MLSD times (to the second). False for ls-style
+	// LIST times: to the minute for recent files, and only a date (at
+	// least six months old) for older ones.
+	Exact bool
+}
+
+// Listing is one node's part of a database's backup tree.
+type Listing struct {
+	Files []Entry  // sorted by Path; includes temporary files (see IsTemp)
+	Dirs  []string // every directory listed, relative to the volume root, sorted
+}
+
+// maxDepth bounds recursion below node_<n> (a hostile server could present
+// endless directories).
+const maxDepth = 32
+
+var (
+	idRe    = regexp.MustCompile(`^id_[0-9]+$`)
+	levelRe = regexp.MustCompile(`^level_[0-9]+$`)
+)
+
+// ListNode lists <database>/id_*/level_*/node_<node>/ recursively, with up
+// to MaxConns directories listed in parallel. A missing database directory
+// is an empty listing; a missing or unreadable volume root is an error
+// (ErrRootUnavailable). Entries ending in ".tar.gz" and entries named "~"
+// are skipped at every level, as are symbolic links and special files;
+// names other than id_<n> and level_<n> are ignored where those are
+// expected. Any entry whose name could escape the tree, and any listing line
+// that cannot be parsed, fails the whole listing with ErrUnsafeName: a
+// listing is complete or it is an error.
+func (v *Volume) ListNode(ctx context.Context, database string, node int) (Listing, error) {
+	if err := checkName(database); err != nil || node < 0 {
+		return Listing{}, v.wrap("list", database, fmt.Errorf("%w: database %q node %d", ErrBadPath, database, node))
+	}
+	// The root must be there; the database need not.
+	var top []item
+	err := v.withConn(ctx, func(c *conn) error {
+		if err := c.sc.ChangeDir(v.ep.Root); err != nil {
+			return &rootError{err}
+		}
+		var err error
+		top, err = v.listDir(c, "")
+		if err != nil && isReply(err) && !isNetwork(err) {
+			err = &rootError{err}
+		}
+		return err
+	})
+	if err != nil {
+		return Listing{}, v.wrap("list", "", err)
+	}
+	found := false
+	for _, it := range top {
+		if it.name == database && it.dir {
+			found = true
+		}
+	}
+	if !found {
+		return Listing{}, nil
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := &walker{v: v, ctx: ctx, cancel: cancel, node: "node_" + strconv.Itoa(node)}
+	w.dirs = append(w.dirs, database)
+	w.wg.Add(1)
+	go w.visit(database, 1)
+	w.wg.Wait()
+	if w.err != nil {
+		return Listing{}, w.err
+	}
+	sort.Slice(w.files, func(i, j int) bool { return w.files[i].Path < w.files[j].Path })
+	sort.Strings(w.dirs)
+	return Listing{Files: w.files, Dirs: w.dirs}, nil
+}
+
+// walker lists a tree with one goroutine per directory; the pool bounds
+// how many list at once.
+type walker struct {
+	v      *Volume
+	ctx    context.Context
+	cancel context.CancelFunc
+	node   string
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	files []Entry
+	dirs  []string
+	err   error
+}
+
+func (w *walker) fail(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		w.err = err
+		w.cancel()
+	}
+}
+
+// visit lists dir (volume-relative) at depth 1 (database), 2 (id_),
+// 3 (level_), 4 and more (node_<n> and below).
+func (w *walker) visit(dir string, depth int) {
+	defer w.wg.Done()
+	if w.ctx.Err() != nil {
+		return
+	}
+	var items []item
+	err := w.v.withConn(w.ctx, func(c *conn) error {
+		var err error
+		items, err = w.v.listDir(c, dir)
+		return err
+	})
+	if err != nil {
+		w.fail(w.v.wrap("list", dir, err))
+		return
+	}
+	var subdirs []string
+	w.mu.Lock()
+	for _, it := range items {
+		p := dir + "/" + it.name
+		if it.dir {
+			switch {
+			case depth == 1 && !idRe.MatchString(it.name),
+				depth == 2 && !levelRe.MatchString(it.name),
+				depth == 3 && it.name != w.node:
+				continue
+			}
+			w.dirs = append(w.dirs, p)
+			subdirs = append(subdirs, p)
+		} else if depth >= 4 {
+			w.files = append(w.files, Entry{Path: p, Size: it.size, ModTime: it.mtime, Exact: it.exact})
+		}
+	}
+	w.mu.Unlock()
+	if depth+1 > maxDepth && len(subdirs) > 0 {
+		w.fail(w.v.wrap("list", dir, fmt.Errorf("%w: tree deeper than %d levels", ErrUnsafeName, maxDepth)))
+		return
+	}
+	for _, d := range subdirs {
+		w.wg.Add(1)
+		go w.visit(d, depth+1)
+	}
+}
+
+// item is one parsed listing line.
+type item struct {
+	name  string
+	dir   bool
+	size  int64
+	mtime time.Time
+	exact bool
+}
+
+// listDir lists one directory on c and parses the raw lines itself
+// (jlaffaye drops lines it cannot parse). Entries that are not data
+// ("." "..", links, special files, *.tar.gz, "~") are left out.
+func (v *Volume) listDir(c *conn, dir string) ([]item, error) {
+	return v.listDirRaw(c, dir, true)
+}
+
+// listDirRaw is listDir; skip=false keeps names that are not backup data.
+func (v *Volume) listDirRaw(c *conn, dir string, skip bool) ([]item, error) {
+	mlsd := c.sc.IsTimePreciseInList()
+	c.captureDataOnly()
+	_, err := c.sc.List(v.abs(dir))
+	raw, capErr := c.stopCaptureData()
+	if err != nil {
+		return nil, err
+	}
+	if capErr != nil {
+		return nil, capErr
+	}
+	return parseListing(raw, mlsd, time.Now(), skip)
+}
+
+func (c *conn) stopCaptureData() ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := c.capture.Bytes()
+	c.capture = nil
+	return b, c.capErr
+}
+
+// parseListing parses a whole MLSD or LIST response; with skip it leaves
+// out names that are not backup data.
+func parseListing(raw []byte, mlsd bool, now time.Time, skip bool) ([]item, error) {
+	var out []item
+	for _, line := range bytes.Split(raw, []byte("\n")) {
+		s := strings.TrimSuffix(string(line), "\r")
+		if s == "" {
+			continue
+		}
+		var (
+			it   item
+			keep bool
+			err  error
+		)
+		if mlsd {
+			it, keep, err = parseMLSDLine(s)
+		} else {
+			it, keep, err = parseLISTLine(s, now)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if keep && !(skip && skipName(it.name)) {
+			out = append(out, it)
+		}
+	}
+	return out, nil
+}
+
+// skipName reports names that are not backup data.
+func skipName(name string) bool {
+	return name == "~" || strings.HasSuffix(name, ".tar.gz")
+}
+
+// checkName accepts a single path component that cannot escape its
+// directory.
+func checkName(name string) error {
+	switch {
+	case name == "", name == ".", name == "..":
+		return fmt.Errorf("%w: name %q", ErrUnsafeName, name)
+	case strings.ContainsAny(name, "/\\\x00\r\n"), strings.Contains(name, ".."):
+		return fmt.Errorf("%w: name %q", ErrUnsafeName, name)
+	}
+	return nil
+}
+
+// parseMLSDLine parses "fact=value;fact=value; name" (RFC 3659). keep is
+// false for entries that are not files or directories.
+func parseMLSDLine(line string) (it item, keep bool, err error) {
+	facts, name, ok := strings.Cut(line, " ")
+	if !ok || !strings.HasSuffix(facts, ";") && facts != "" {
+		return it, false, fmt.Errorf("%w: MLSD line %q", ErrUnsafeName, line)
+	}
+	typ := ""
+	sizeSeen := false
+	for _, f := range strings.Split(facts, ";") {
+		if f == "" {
+			continue
+		}
+		k, val, ok := strings.Cut(f, "=")
+		if !ok {
+			return it, false, fmt.Errorf("%w: MLSD fact %q in line %q", ErrUnsafeName, f, line)
+		}
+		switch strings.ToLower(k) {
+		case "type":
+			typ = strings.ToLower(val)
+		case "size":
+			n, err := strconv.ParseInt(val, 10, 64)
+			if err != nil || n < 0 {
+				return it, false, fmt.Errorf("%w: MLSD size in line %q", ErrUnsafeName, line)
+			}
+			it.size, sizeSeen = n, true
+		case "modify":
+			t, err := parseMLSDTime(val)
+			if err != nil {
+				return it, false, fmt.Errorf("%w: MLSD modify in line %q", ErrUnsafeName, line)
+			}
+			it.mtime, it.exact = t, true
+		}
+	}
+	switch typ {
+	case "cdir", "pdir":
+		return it, false, nil
+	case "dir":
+		it.dir = true
+	case "file":
+		if !sizeSeen {
+			return it, false, fmt.Errorf("%w: MLSD file without size: %q", ErrUnsafeName, line)
+		}
+	case "":
+		return it, false, fmt.Errorf("%w: MLSD line without type: %q", ErrUnsafeName, line)
+	default:
+		// Links (OS.unix=slink...) and special files are not data, but
+		// their names must still be safe.
+		if err := checkName(name); err != nil && name != "." && name != ".." {
+			return it, false, err
+		}
+		return it, false, nil
+	}
+	if err := checkName(name); err != nil {
+		return it, false, err
+	}
+	it.name = name
+	return it, true, nil
+}
+
+func parseMLSDTime(s string) (time.Time, error) {
+	if len(s) < 14 {
+		return time.Time{}, errors.New("short time")
+	}
+	t, err := time.Parse("20060102150405", s[:14])
+	if err != nil {
+		return t, err
+	}
+	if rest := s[14:]; rest != "" {
+		if rest[0] != '.' || len(rest) < 2 {
+			return t, errors.New("bad fraction")
+		}
+		frac := rest[1:]
+		for _, r := range frac {
+			if r < '0' || r > '9' {
+				return t, errors.New("bad fraction")
+			}
+		}
+		ns, _ := strconv.Atoi((frac + "000000000")[:9])
+		t = t.Add(time.Duration(ns))
+	}
+	return t.UTC(), nil
+}
+
+var months = map[string]time.Month{
+	"jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6,
+	"jul": 7, "aug": 8, "sep": 9, "oct": 10, "nov": 11, "dec": 12,
+}
+
+var (
+	clockRe = regexp.MustCompile(`^([0-9]{1,2}):([0-9]{2})$`)
+	yearRe  = regexp.MustCompile(`^[0-9]{4}$`)
+)
+
+// parseLISTLine parses an ls-style line:
+//
+//	drwxr-xr-x    2 0        0            4096 Nov 25 11:54 name
+//	-rw-r--r--    1 owner    group       12345 Mar  3  2024 name with spaces
+//
+// (the group column may be missing). "total N" lines are skipped. keep is
+// false for "." "..", links and special files. Times are UTC: to the minute
+// for recent files (the year is the latest one that does not put the time
+// more than a day ahead of now), a date for files six months old or more.
+func parseLISTLine(line string, now time.Time) (it item, keep bool, err error) {
+	bad := func() (item, bool, error) {
+		return item{}, false, fmt.Errorf("%w: LIST line %q", ErrUnsafeName, line)
+	}
+	if strings.HasPrefix(line, "total ") {
+		if _, err := strconv.Atoi(strings.TrimSpace(line[6:])); err == nil {
+			return it, false, nil
+		}
+	}
+	if len(line) < 10 || !strings.ContainsRune("-dlpscb", rune(line[0])) {
+		return bad()
+	}
+	// Tokenise, remembering where each token ends.
+	type tok struct {
+		s   string
+		end int
+	}
+	var toks []tok
+	for i := 0; i < len(line) && len(toks) < 9; {
+		for i < len(line) && line[i] == ' ' {
+			i++
+		}
+		j := i
+		for j < len(line) && line[j] != ' ' {
+			j++
+		}
+		if j > i {
+			toks = append(toks, tok{line[i:j], j})
+		}
+		i = j
+	}
+	// Find: size month day time-or-year, then exactly one space and the
+	// name. Size is at index 3 (no group) or 4.
+	for si := 3; si <= 4 && si+3 < len(toks); si++ {
+		size, err := strconv.ParseInt(toks[si].s, 10, 64)
+		if err != nil || size < 0 {
+			continue
+		}
+		mon, ok := months[strings.ToLower(toks[si+1].s)]
+		if !ok {
+			continue
+		}
+		day, err := strconv.Atoi(toks[si+2].s)
+		if err != nil || day < 1 || day > 31 {
+			continue
+		}
+		tt := toks[si+3]
+		if tt.end >= len(line) || line[tt.end] != ' ' {
+			continue
+		}
+		name := line[tt.end+1:]
+		var mtime time.Time
+		if m := clockRe.FindStringSubmatch(tt.s); m != nil {
+			h, _ := strconv.Atoi(m[1])
+			mi, _ := strconv.Atoi(m[2])
+			if h > 23 || mi > 59 {
+				continue
+			}
+			mtime = time.Date(now.Year(), mon, day, h, mi, 0, 0, time.UTC)
+			if mtime.After(now.Add(24 * time.Hour)) {
+				mtime = time.Date(now.Year()-1, mon, day, h, mi, 0, 0, time.UTC)
+			}
+		} else if yearRe.MatchString(tt.s) {
+			y, _ := strconv.Atoi(tt.s)
+			mtime = time.Date(y, mon, day, 0, 0, 0, 0, time.UTC)
+		} else {
+			continue
+		}
+		if mtime.Day() != day {
+			continue // e.g. Feb 31
+		}
+		switch line[0] {
+		case 'l':
+			// "name -> target": not data, but a name that escapes is
+			// still refused.
+			n, _, _ := strings.Cut(name, " -> ")
+			if err := checkName(n); err != nil {
+				return item{}, false, err
+			}
+			return it, false, nil
+		case 'd', '-':
+		default:
+			return it, false, nil
+		}
+		if name == "." || name == ".." {
+			return it, false, nil
+		}
+		if err := checkName(name); err != nil {
+			return item{}, false, err
+		}
+		return item{name: name, dir: line[0] == 'd', size: size, mtime: mtime}, true, nil
+	}
+	return bad()
+}
