@@ -5,6 +5,7 @@
 // Usage:
 //
 //	backupsyncd check-config [--settings FILE] [CONFIG_FILE...]
+//	backupsyncd sync-once --settings FILE --connection NAME [--dry-run] [--json]
 //	backupsyncd --version
 package main
 
@@ -32,6 +33,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"check-config", "check connection files and settings, print each connection", checkConfig},
+		{"sync-once", "run one cycle of a connection now, in the foreground", syncOnce},
 	}
 }
 

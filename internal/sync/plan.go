@@ -212,9 +212,11 @@ func (in *PlanInput) stable(f File) (bool, string) {
 		return false, fmt.Sprintf("size changed since the last listing (%d → %d bytes)", prev.Size, f.Size)
 	}
 	if !f.ModTime.IsZero() {
-		settle := in.SettleTime
+		// Listed times are truncated: MLSD and MDTM to the second, LIST
+		// times of recent files to the minute.
+		settle := in.SettleTime + time.Second
 		if !f.Exact {
-			settle += time.Minute // LIST times of recent files are cut to the minute
+			settle = in.SettleTime + time.Minute
 		}
 		if age := in.Now.Sub(f.ModTime); age < settle {
 			return false, fmt.Sprintf("modified %s ago, copied once unchanged for %s", age.Round(time.Second), settle)

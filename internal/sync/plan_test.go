@@ -152,7 +152,7 @@ func TestMakePlan(t *testing.T) {
 func TestPlanDeferReasons(t *testing.T) {
 	p := MakePlan(PlanInput{Database: "DB", Source: Listing{[]File{file(d0+"a", 5, 30*time.Second), file(d0+"metadata", 1, old)}},
 		Now: now, SettleTime: 2 * time.Minute, IsTemp: isTemp})
-	want := []string{"modified 30s ago, copied once unchanged for 2m0s", "set incomplete: data file a is not stable yet"}
+	want := []string{"modified 30s ago, copied once unchanged for 2m1s", "set incomplete: data file a is not stable yet"}
 	for i, a := range p.Actions {
 		if a.Reason != want[i] {
 			t.Errorf("%s: reason %q, want %q", a.Path, a.Reason, want[i])

@@ -1,0 +1,145 @@
+// Package runner turns one configured connection into sync cycles on this
+// node: it opens the local archive volume and the remote one (over plain FTP,
+// or through the connection's SSH tunnel, failing over along REMOTE_NODES),
+// runs a cycle, and closes what it opened.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"backupsync/internal/archive"
+	"backupsync/internal/config"
+	"backupsync/internal/sync"
+	"backupsync/internal/tunnel"
+)
+
+// Runner runs the cycles of one connection on this node.
+type Runner struct {
+	Settings *config.Settings
+	Conn     config.Connection
+	// Keys is this node's key store; needed for SSH = client.
+	Keys *tunnel.KeyStore
+	// Logger receives endpoint failovers; nil discards.
+	Logger *slog.Logger
+	// Event receives each finished file; nil is fine.
+	Event func(sync.Event)
+	// ConnectTimeout bounds reaching one endpoint; default 15s.
+	ConnectTimeout time.Duration
+}
+
+// ErrUnreachable marks a cycle that could not reach an endpoint.
+var ErrUnreachable = sync.ErrUnreachable
+
+// Once runs one cycle now. The report says what happened to every file; the
+// error is non-nil when the cycle could not run (ErrUnreachable when an
+// endpoint could not be reached) or its state could not be saved.
+func (r *Runner) Once(ctx context.Context, dryRun bool) (sync.Report, sync.Plan, error) {
+	c := r.Conn
+	if !c.Role.Copies() {
+		return sync.Report{}, sync.Plan{}, fmt.Errorf("connection %s has SSH = %s: it accepts tunnels and copies nothing on this cluster", c.Name, c.Role)
+	}
+	remote := c.RemoteNodes
+	if len(remote) == 0 {
+		return sync.Report{}, sync.Plan{}, fmt.Errorf("connection %s lists no REMOTE_NODES", c.Name)
+	}
+	opt := archive.Options{MaxConns: c.Parallel, ConnectTimeout: r.ConnectTimeout}
+
+	local, err := archive.Open(ctx, r.endpoint(c.LocalURL, r.Settings.Node.IP), opt)
+	if err != nil {
+		return r.unreachable(fmt.Errorf("local archive volume: %w", err))
+	}
+	defer local.Close()
+
+	order := failoverOrder(remote, r.Settings.Node.Index)
+	var dst *archive.Volume
+	switch c.Role {
+	case config.RoleClient:
+		if r.Keys == nil {
+			return sync.Report{}, sync.Plan{}, errors.New("SSH = client needs this node's key store")
+		}
+		cc := tunnel.ClientConfig{Connection: c.Name, Nodes: order, Keys: r.Keys, Logger: r.Logger}
+		if s := r.Settings.SSHClient; s != nil {
+			cc.Port, cc.User = s.Port, s.User
+		}
+		tc, err := tunnel.NewClient(cc)
+		if err != nil {
+			return sync.Report{}, sync.Plan{}, err
+		}
+		defer tc.Close()
+		ropt := opt
+		ropt.Dial = tc.DialContext
+		// The tunnel rewrites the host to the node it reached.
+		if dst, err = archive.Open(ctx, r.endpoint(c.RemoteURL, order[0]), ropt); err != nil {
+			return r.unreachable(fmt.Errorf("remote archive volume through SSH: %w", err))
+		}
+	default:
+		var errs []error
+		for _, node := range order {
+			v, err := archive.Open(ctx, r.endpoint(c.RemoteURL, node), opt)
+			if err == nil {
+				dst = v
+				break
+			}
+			errs = append(errs, err)
+			r.log().Warn("remote node unreachable, trying the next", "connection", c.Name, "node", node, "error", err)
+		}
+		if dst == nil {
+			return r.unreachable(fmt.Errorf("remote archive volume: %w", errors.Join(errs...)))
+		}
+	}
+	defer dst.Close()
+
+	caps := dst.Capabilities()
+	cycle := &sync.Cycle{
+		Connection: c.Name, Database: c.Database, Node: r.Settings.Node.Index,
+		SettleTime: c.SettleTime, Delete: c.Delete, MaxDeleteSets: c.MaxDeleteSets,
+		StateDir: r.Settings.StateDir, DryRun: dryRun,
+		IsTemp: archive.IsTemp, CanResume: caps.CanResume(),
+		Exec: sync.Options{Parallel: c.Parallel, BandwidthLimit: c.BandwidthLimit,
+			Transient: archive.IsTransient, TempName: archive.TempName, Event: r.Event},
+	}
+	if !caps.Rename {
+		cycle.Journal = sync.NewJournal(filepath.Join(r.Settings.StateDir, "sync", c.Name,
+			fmt.Sprintf("node_%d.journal.json", r.Settings.Node.Index)))
+	}
+	return cycle.Run(ctx, sync.Volume{Volume: local}, sync.Volume{Volume: dst})
+}
+
+func (r *Runner) unreachable(err error) (sync.Report, sync.Plan, error) {
+	rep := sync.Report{Connection: r.Conn.Name, Node: r.Settings.Node.Index, Started: time.Now(), Finished: time.Now(), Error: err.Error()}
+	return rep, sync.Plan{}, fmt.Errorf("%w: %w", ErrUnreachable, err)
+}
+
+func (r *Runner) log() *slog.Logger {
+	if r.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return r.Logger
+}
+
+// endpoint is an archive URL with %s filled in by host.
+func (r *Runner) endpoint(u config.ArchiveURL, host string) archive.Endpoint {
+	port := u.Port
+	if port == 0 {
+		port = r.Settings.FTPDefaultPort
+	}
+	return archive.Endpoint{Host: host, Port: port, User: u.User, Password: u.Password, TLS: u.Scheme == "ftps", Root: u.Path}
+}
+
+// failoverOrder is REMOTE_NODES starting at this node's entry, then the
+// others in order (the original gives database node i entry i).
+func failoverOrder(nodes []string, index int) []string {
+	if index < 0 || index >= len(nodes) {
+		index = index % len(nodes)
+		if index < 0 {
+			index = 0
+		}
+	}
+	out := append([]string{}, nodes[index:]...)
+	return append(out, nodes[:index]...)
+}
