@@ -332,7 +332,7 @@ func TestRegisterRefuses(t *testing.T) {
 	t.Parallel()
 	h := func(context.Context, []any) (any, error) { return nil, nil }
 	for name, f := range map[string]func(s *Server){
-		"empty name": func(s *Server) { s.Register("", h) },
+		"empty name":  func(s *Server) { s.Register("", h) },
 		"nil handler": func(s *Server) { s.Register("m", nil) },
 		"twice":       func(s *Server) { s.Register("m", h); s.Register("m", h) },
 	} {
