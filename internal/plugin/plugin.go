@@ -1,0 +1,170 @@
+// Package plugin implements the verbs of the BackupSync plugin on one node —
+// INSTALL, UNINSTALL, UPLOAD_CONFIG, SSHKEY, UPLOAD_KEY, ACTIVATE,
+// DEACTIVATE, STATUS, GETLOG — with the plugin's state kept under the
+// node's state directory. It answers as EXAoperation's callPlugin does:
+// a code (0 on success, 256 — exit status 1 as a wait status — on failure)
+// and one output text, which never contains a password or key material.
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	gosync "sync"
+
+	"backupsync/internal/config"
+	"backupsync/internal/tunnel"
+)
+
+// Codes of a verb's result, as EXAoperation reports a plugin's exit status.
+const (
+	CodeOK     = 0
+	CodeFailed = 256 // exit status 1, as a wait status
+)
+
+// Name is the plugin's name in showPluginList without the version.
+const Name = "Administration.BackupSync"
+
+// Verbs and their descriptions, as showPluginFunctions returns them.
+var Functions = map[string]string{
+	"ACTIVATE":      "Activate plugin.",
+	"DEACTIVATE":    "Deactivate plugin.",
+	"GETLOG":        "Return the log output.",
+	"INSTALL":       "Install plugin.",
+	"SSHKEY":        "Prepare public key for ssh.",
+	"STATUS":        "Show status of plugin (not installed, activated, not activated).",
+	"UNINSTALL":     "Uninstall plugin.",
+	"UPLOAD_CONFIG": "Upload configuration.",
+	"UPLOAD_KEY":    "Upload public key for ssh",
+}
+
+// ErrUnknownVerb is a verb that is not one of Functions.
+var ErrUnknownVerb = errors.New("unknown plugin function")
+
+// Result is what a verb answers: callPlugin returns [Code, Output].
+type Result struct {
+	Code   int
+	Output string
+}
+
+func ok(format string, args ...any) Result {
+	return Result{CodeOK, fmt.Sprintf(format, args...)}
+}
+
+func failed(format string, args ...any) Result {
+	return Result{CodeFailed, fmt.Sprintf(format, args...)}
+}
+
+// LogTail reads the last lines of this node's plugin log.
+type LogTail interface {
+	Tail(n int) ([]string, error)
+}
+
+// Runtime reports what the scheduler knows of a connection, for STATUS.
+type Runtime interface {
+	ConnectionStatus(name string) []string
+}
+
+// Node is the plugin on one node.
+type Node struct {
+	Settings *config.Settings
+	Keys     *tunnel.KeyStore
+	Log      LogTail // nil: GETLOG says there is no log yet
+	Runtime  Runtime // nil: STATUS CONN shows configuration only
+	// Changed is called after the configuration or the set of active
+	// connections changed, so that the daemon reloads its schedules.
+	Changed func()
+
+	mu gosync.Mutex // one verb at a time changes state
+}
+
+// Call runs verb (case-insensitive) with arg. Only an unknown verb is an
+// error; a verb that fails answers CodeFailed with the reason.
+func (n *Node) Call(ctx context.Context, verb, arg string) (Result, error) {
+	verb = strings.ToUpper(strings.TrimSpace(verb))
+	arg = strings.TrimSpace(arg)
+	if _, known := Functions[verb]; !known {
+		return Result{}, fmt.Errorf("%w %q: use one of %s", ErrUnknownVerb, verb, strings.Join(verbNames(), ", "))
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st, err := n.loadState()
+	if err != nil {
+		return failed("%v", err), nil
+	}
+	switch verb {
+	case "INSTALL":
+		return n.install(st)
+	case "STATUS":
+		return n.status(st, arg), nil
+	case "UNINSTALL":
+		return n.uninstall(st)
+	}
+	if !st.Installed {
+		return failed("not installed: run INSTALL first"), nil
+	}
+	switch verb {
+	case "UPLOAD_CONFIG":
+		return n.uploadConfig(st, arg)
+	case "SSHKEY":
+		return n.sshKey(arg)
+	case "UPLOAD_KEY":
+		return n.uploadKey(arg)
+	case "ACTIVATE":
+		return n.activate(st, arg)
+	case "DEACTIVATE":
+		return n.deactivate(st, arg)
+	case "GETLOG":
+		return n.getLog(arg), nil
+	}
+	return Result{}, fmt.Errorf("%w %q", ErrUnknownVerb, verb) // unreachable: Functions lists every verb
+}
+
+func verbNames() []string {
+	names := make([]string, 0, len(Functions))
+	for v := range Functions {
+		names = append(names, v)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (n *Node) changed() {
+	if n.Changed != nil {
+		n.Changed()
+	}
+}
+
+// connections reads the node's connections file; a missing file is none.
+func (n *Node) connections() ([]config.Connection, error) {
+	conns, err := config.ReadConnections(n.Settings.ConnectionsFile)
+	if err != nil && errors.Is(err, errNotExist) {
+		return nil, nil
+	}
+	return conns, err
+}
+
+func (n *Node) connection(name string) (config.Connection, error) {
+	if name == "" {
+		return config.Connection{}, errors.New("name a connection, e.g. Connection1")
+	}
+	conns, err := n.connections()
+	if err != nil {
+		return config.Connection{}, fmt.Errorf("the configuration does not load: %v", err)
+	}
+	for _, c := range conns {
+		if strings.EqualFold(c.Name, name) {
+			return c, nil
+		}
+	}
+	if len(conns) == 0 {
+		return config.Connection{}, fmt.Errorf("no connection %q: no configuration uploaded yet (UPLOAD_CONFIG)", name)
+	}
+	names := make([]string, len(conns))
+	for i, c := range conns {
+		names[i] = c.Name
+	}
+	return config.Connection{}, fmt.Errorf("no connection %q in the configuration (it has %s)", name, strings.Join(names, ", "))
+}

@@ -1,0 +1,286 @@
+package plugin
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"backupsync/internal/atomicfile"
+	"backupsync/internal/config"
+	"backupsync/internal/tunnel"
+)
+
+func (n *Node) install(st *state) (Result, error) {
+	if !st.Installed {
+		st.Installed = true
+		if err := n.saveState(st); err != nil {
+			return failed("install: %v", err), nil
+		}
+	}
+	return ok("installed"), nil
+}
+
+// uninstall removes the plugin's state: activations and sync snapshots. It
+// keeps the SSH keys, so that a reinstall (an upgrade) needs no new pairing,
+// and it never touches a backup.
+func (n *Node) uninstall(st *state) (Result, error) {
+	if len(st.Active) > 0 {
+		return failed("connection %s is active: DEACTIVATE it first", strings.Join(st.Active, ", ")), nil
+	}
+	for _, dir := range []string{"plugin", "sync"} {
+		if err := os.RemoveAll(filepath.Join(n.Settings.StateDir, dir)); err != nil {
+			return failed("uninstall: %v", err), nil
+		}
+	}
+	n.changed()
+	return ok("not installed"), nil
+}
+
+func (n *Node) status(st *state, conn string) Result {
+	if conn == "" {
+		switch {
+		case !st.Installed:
+			return ok("not installed")
+		case len(st.Active) > 0:
+			return ok("activated")
+		}
+		return ok("not activated")
+	}
+	c, err := n.connection(conn)
+	if err != nil {
+		return failed("%v", err)
+	}
+	activation := "not activated"
+	switch {
+	case !st.Installed:
+		activation = "not installed"
+	case st.active(c.Name):
+		activation = "activated"
+	}
+	lines := []string{
+		fmt.Sprintf("connection: %s (%s)", c.Name, activation),
+		"role: " + describeRole(c.Role),
+	}
+	if c.Role.Copies() {
+		lines = append(lines,
+			"database: "+c.Database,
+			"schedule: "+c.Schedule,
+			"local: "+c.LocalURL.Masked(),
+			"remote: "+c.RemoteURL.Masked()+" on "+strings.Join(c.RemoteNodes, "; "))
+	}
+	if n.Runtime != nil {
+		lines = append(lines, n.Runtime.ConnectionStatus(c.Name)...)
+	}
+	return ok("%s", strings.Join(lines, "\n"))
+}
+
+func describeRole(r config.Role) string {
+	switch r {
+	case config.RoleClient:
+		return "client (copies through SSH)"
+	case config.RoleServer:
+		return "server (accepts SSH tunnels)"
+	}
+	return "direct (copies over plain FTP)"
+}
+
+// decode64 decodes an uploaded file; admins' scripts send b64encode output,
+// sometimes wrapped in lines.
+func decode64(arg, what string) ([]byte, error) {
+	clean := strings.Join(strings.Fields(arg), "")
+	if clean == "" {
+		return nil, fmt.Errorf("no %s: pass the file base64-encoded", what)
+	}
+	data, err := base64.StdEncoding.DecodeString(clean)
+	if err != nil {
+		return nil, fmt.Errorf("the %s is not base64 (%v): pass b64encode(open(FILE).read())", what, err)
+	}
+	return data, nil
+}
+
+func (n *Node) uploadConfig(st *state, arg string) (Result, error) {
+	data, err := decode64(arg, "configuration")
+	if err != nil {
+		return failed("%v", err), nil
+	}
+	conns, err := config.ParseConnections("", data)
+	if err != nil {
+		var diags config.Diagnostics
+		if errors.As(err, &diags) {
+			lines := make([]string, len(diags))
+			for i, d := range diags {
+				lines[i] = fmt.Sprintf("%d:%d: %s", d.Line, d.Col, d.Message)
+			}
+			return failed("configuration not changed: %s", strings.Join(lines, "\n")), nil
+		}
+		return failed("configuration not changed: %v", err), nil
+	}
+	if err := os.MkdirAll(filepath.Dir(n.Settings.ConnectionsFile), 0o755); err != nil {
+		return failed("configuration not changed: %v", err), nil
+	}
+	if err := atomicfile.Write(n.Settings.ConnectionsFile, data, 0o600); err != nil {
+		return failed("configuration not changed: %v", err), nil
+	}
+	n.changed()
+	names := make([]string, len(conns))
+	for i, c := range conns {
+		names[i] = fmt.Sprintf("%s (%s)", c.Name, c.Role)
+	}
+	out := fmt.Sprintf("configuration uploaded: %d connection(s): %s", len(conns), strings.Join(names, ", "))
+	for _, a := range st.Active {
+		if !slices.ContainsFunc(conns, func(c config.Connection) bool { return strings.EqualFold(c.Name, a) }) {
+			out += fmt.Sprintf("\nwarning: active connection %s is no longer configured and will not run", a)
+		}
+	}
+	return ok("%s", out), nil
+}
+
+// sshKey: on a client node, the connection's public key (created on first
+// need); on a server node, activate the client keys uploaded for it and
+// return this node's host key line.
+func (n *Node) sshKey(name string) (Result, error) {
+	c, err := n.connection(name)
+	if err != nil {
+		return failed("%v", err), nil
+	}
+	switch c.Role {
+	case config.RoleClient:
+		line, err := n.Keys.ClientKeyLine(c.Name, "")
+		if err != nil {
+			return failed("sshkey: %v", err), nil
+		}
+		return ok("%s", line), nil
+	case config.RoleServer:
+		if _, err := n.Keys.Activate(c.Name); err != nil {
+			return failed("sshkey: %v", err), nil
+		}
+		line, err := n.Keys.HostKeyLine(c.Name, "")
+		if err != nil {
+			return failed("sshkey: %v", err), nil
+		}
+		return ok("%s", line), nil
+	}
+	return failed("connection %s has SSH = none: it uses no SSH key", c.Name), nil
+}
+
+func (n *Node) uploadKey(arg string) (Result, error) {
+	data, err := decode64(arg, "key file")
+	if err != nil {
+		return failed("%v", err), nil
+	}
+	keys, err := n.Keys.Upload(data)
+	if err != nil {
+		return failed("no key stored: %v", err), nil
+	}
+	var parts []string
+	for _, k := range keys {
+		what := "host key of"
+		if k.Role == tunnel.RoleClient {
+			what = "client key of"
+		}
+		parts = append(parts, fmt.Sprintf("%s %s@%s (%s)", what, k.Connection, k.Node, k.Fingerprint()))
+	}
+	return ok("%d key(s) stored: %s", len(keys), strings.Join(parts, ", ")), nil
+}
+
+func (n *Node) activate(st *state, name string) (Result, error) {
+	var targets []config.Connection
+	if name == "" {
+		conns, err := n.connections()
+		if err != nil {
+			return failed("the configuration does not load: %v", err), nil
+		}
+		if len(conns) == 0 {
+			return failed("nothing to activate: no configuration uploaded yet (UPLOAD_CONFIG)"), nil
+		}
+		targets = conns
+	} else {
+		c, err := n.connection(name)
+		if err != nil {
+			return failed("%v", err), nil
+		}
+		targets = []config.Connection{c}
+	}
+	for _, c := range targets {
+		if missing := n.missing(c); missing != "" {
+			return failed("cannot activate %s: %s", c.Name, missing), nil
+		}
+	}
+	for _, c := range targets {
+		if !st.active(c.Name) {
+			st.Active = append(st.Active, c.Name)
+		}
+	}
+	if err := n.saveState(st); err != nil {
+		return failed("activate: %v", err), nil
+	}
+	n.changed()
+	return ok("activated"), nil
+}
+
+// missing says what a connection lacks before it can run, or "".
+func (n *Node) missing(c config.Connection) string {
+	switch c.Role {
+	case config.RoleClient:
+		if _, err := n.Keys.ClientKeyLine(c.Name, ""); err != nil {
+			return "its SSH key: " + err.Error()
+		}
+		if pinned, err := n.Keys.PinnedHostKeys(c.Name); err != nil || len(pinned) == 0 {
+			return "no host key of the remote cluster is pinned for it: run SSHKEY " + c.Name +
+				" on the remote (server) cluster and upload its output here with UPLOAD_KEY"
+		}
+	case config.RoleServer:
+		if keys, err := n.Keys.AuthorizedKeys(c.Name); err != nil || len(keys) == 0 {
+			pending, _ := n.Keys.PendingKeys(c.Name)
+			if len(pending) > 0 {
+				return fmt.Sprintf("%d uploaded client key(s) are not yet authorized: run SSHKEY %s here first", len(pending), c.Name)
+			}
+			return "no client key is authorized for it: upload the client cluster's SSHKEY " + c.Name +
+				" output with UPLOAD_KEY, then run SSHKEY " + c.Name + " here"
+		}
+	}
+	return ""
+}
+
+func (n *Node) deactivate(st *state, name string) (Result, error) {
+	if name == "" {
+		st.Active = nil
+	} else {
+		if !st.active(name) {
+			return ok("not activated"), nil
+		}
+		st.Active = slices.DeleteFunc(st.Active, func(a string) bool { return strings.EqualFold(a, name) })
+	}
+	if err := n.saveState(st); err != nil {
+		return failed("deactivate: %v", err), nil
+	}
+	n.changed()
+	return ok("not activated"), nil
+}
+
+// DefaultLogLines is what GETLOG returns without an argument.
+const DefaultLogLines = 200
+
+func (n *Node) getLog(arg string) Result {
+	lines := DefaultLogLines
+	if arg != "" {
+		v, err := strconv.Atoi(arg)
+		if err != nil || v < 1 {
+			return failed("GETLOG takes a number of lines, e.g. 200")
+		}
+		lines = v
+	}
+	if n.Log == nil {
+		return ok("")
+	}
+	tail, err := n.Log.Tail(lines)
+	if err != nil {
+		return failed("getlog: %v", err)
+	}
+	return ok("%s", strings.Join(tail, "\n"))
+}
