@@ -48,6 +48,9 @@ type Options struct {
 	// Event receives progress, one call per finished action; it must be
 	// safe for concurrent use. Nil is fine.
 	Event func(Event)
+	// Drain, when done, stops the cycle gently: files in flight finish,
+	// nothing new starts, no deletion runs. Nil never drains.
+	Drain <-chan struct{}
 }
 
 // An Event reports one finished action.
@@ -104,14 +107,26 @@ func Execute(ctx context.Context, plan Plan, src Source, dst Destination, opt Op
 			removals = append(removals, a)
 		}
 	}
-	s := newScheduler(copies)
+	s := newScheduler(ctx, copies, opt.Drain)
+	defer context.AfterFunc(ctx, s.stop)()
+	if opt.Drain != nil {
+		finished := make(chan struct{})
+		defer close(finished)
+		go func() {
+			select {
+			case <-opt.Drain:
+				s.stop()
+			case <-finished:
+			}
+		}()
+	}
 	var wg gosync.WaitGroup
 	for range opt.Parallel {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
-				a, ok := s.next(ctx)
+				a, ok := s.next()
 				if !ok {
 					return
 				}
@@ -126,12 +141,21 @@ func Execute(ctx context.Context, plan Plan, src Source, dst Destination, opt Op
 		e.record(a, 0, fmt.Errorf("held back: a data file of set %s failed", a.Set))
 	}
 	for _, a := range removals {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || drained(opt.Drain) {
 			break
 		}
 		e.remove(ctx, a)
 	}
 	return e.res
+}
+
+func drained(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 // Result is what an execution did.

@@ -291,3 +291,28 @@ func TestJournalRepairsInterruptedDirectUpload(t *testing.T) {
 		t.Errorf("journal still lists %q", left)
 	}
 }
+
+func TestDrainFinishesFilesInFlightAndStartsNoMore(t *testing.T) {
+	src, dst := newMem(), newMem()
+	twoSets(src)
+	dst.put("DB/id_1/level_0/node_0/expired", []byte("x"), now)
+	drain := make(chan struct{})
+	published := 0
+	dst.fail = func(op, p string) error {
+		if op == "publish" {
+			if published++; published == 2 {
+				close(drain)
+			}
+		}
+		return nil
+	}
+	rep := cycle(t, src, dst, func(c *Cycle) { c.Exec.Parallel = 1; c.Exec.Drain = drain })
+	if rep.Copied != 2 || len(rep.Failed) != 0 || rep.Deleted != 0 {
+		t.Errorf("report %+v", rep)
+	}
+	for _, p := range dst.paths() {
+		if strings.HasSuffix(p, suffix) {
+			t.Errorf("drain left a temp file %s", p)
+		}
+	}
+}

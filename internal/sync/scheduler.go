@@ -15,6 +15,10 @@ type scheduler struct {
 	pending []Action
 	sets    map[SetKey]*setState
 	stopped bool
+	// ctx and drain are checked on every next, so that they take effect at
+	// once; stop wakes the workers waiting in next.
+	ctx   context.Context
+	drain <-chan struct{}
 }
 
 type setState struct {
@@ -22,8 +26,8 @@ type setState struct {
 	failed   bool
 }
 
-func newScheduler(actions []Action) *scheduler {
-	s := &scheduler{pending: actions, sets: map[SetKey]*setState{}}
+func newScheduler(ctx context.Context, actions []Action, drain <-chan struct{}) *scheduler {
+	s := &scheduler{pending: actions, sets: map[SetKey]*setState{}, ctx: ctx, drain: drain}
 	s.cond = gosync.NewCond(&s.mu)
 	for _, a := range actions {
 		st := s.sets[a.Set]
@@ -38,21 +42,22 @@ func newScheduler(actions []Action) *scheduler {
 	return s
 }
 
+// stop makes next return false from now on, waking waiting workers.
+func (s *scheduler) stop() {
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+	s.cond.Broadcast()
+}
+
 // next returns the next runnable action, waiting while only metadata of
 // sets with data in flight is left. It returns false when nothing is left
-// to run or ctx is done.
-func (s *scheduler) next(ctx context.Context) (Action, bool) {
-	stop := context.AfterFunc(ctx, func() {
-		s.mu.Lock()
-		s.stopped = true
-		s.mu.Unlock()
-		s.cond.Broadcast()
-	})
-	defer stop()
+// to run or after stop.
+func (s *scheduler) next() (Action, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
-		if s.stopped || ctx.Err() != nil {
+		if s.stopped || s.ctx.Err() != nil || drained(s.drain) {
 			return Action{}, false
 		}
 		waiting := false
