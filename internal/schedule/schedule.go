@@ -35,8 +35,8 @@ type Scheduler struct {
 	jobs   map[string]*job
 	closed bool // set by Stop: no cycle starts after it
 	wg     gosync.WaitGroup
-	base context.Context
-	stop context.CancelFunc
+	base   context.Context
+	stop   context.CancelFunc
 }
 
 type job struct {
