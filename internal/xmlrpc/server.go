@@ -112,10 +112,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeXML(w, s.answer(r.Context(), body))
 }
 
+// drainBytes is how much of a refused body the Server reads and discards
+// before it answers: clients that send the whole body before they read the
+// answer (Python's http.client does) then read the 413 instead of a reset
+// connection. Beyond it, the connection is just closed.
+const drainBytes = 16 << 20
+
 // readBody reads the request body, at most limit bytes of it (after gzip
 // decoding), and says which status refuses it.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, int, error) {
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) (body []byte, status int, err error) {
 	tooLarge := fmt.Errorf("request body larger than %d bytes", limit)
+	defer func() {
+		if status == http.StatusRequestEntityTooLarge && r.ContentLength <= drainBytes {
+			io.Copy(io.Discard, io.LimitReader(r.Body, drainBytes))
+		}
+	}()
 	if r.ContentLength > limit {
 		return nil, http.StatusRequestEntityTooLarge, tooLarge
 	}
@@ -132,7 +143,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, int,
 	default:
 		return nil, http.StatusUnsupportedMediaType, fmt.Errorf("unsupported Content-Encoding %q", enc)
 	}
-	body, err := io.ReadAll(in)
+	body, err = io.ReadAll(in)
 	if err != nil {
 		return nil, statusOf(err), fmt.Errorf("read body: %v", err)
 	}
