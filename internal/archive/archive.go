@@ -309,21 +309,35 @@ func (v *Volume) abs(rel string) string {
 }
 
 // withConn runs f on a pooled connection, killing it if ctx ends, and
-// returns it to the pool (or discards it when f broke it).
-func (v *Volume) withConn(ctx context.Context, f func(c *conn) error) error {
-	c, err := v.get(ctx)
-	if err != nil {
+// returns it to the pool (or discards it when f broke it). When f fails on
+// a reused connection with a network error (the server may have dropped the
+// idle session) and retry (if not nil) says f may run again, it runs once
+// more on a fresh connection.
+func (v *Volume) withConn(ctx context.Context, f func(c *conn) error, retry func() bool) error {
+	fresh := false
+	for {
+		c, reused, err := v.getConn(ctx, fresh)
+		if err != nil {
+			return err
+		}
+		stop := c.watch(ctx)
+		err = f(c)
+		stopped := stop()
+		broken := !stopped || !connUsable(err)
+		v.put(c, broken)
+		if ctx.Err() != nil && err != nil {
+			return errors.Join(ctx.Err(), err)
+		}
+		if err != nil && broken && reused && retry != nil && retry() && !fresh && isNetwork(err) {
+			fresh = true
+			continue
+		}
 		return err
 	}
-	stop := c.watch(ctx)
-	err = f(c)
-	stopped := stop()
-	v.put(c, !stopped || !connUsable(err))
-	if ctx.Err() != nil && err != nil {
-		return errors.Join(ctx.Err(), err)
-	}
-	return err
 }
+
+// always is a retry predicate for idempotent operations.
+func always() bool { return true }
 
 func sortedCopy(s []string) []string {
 	out := append([]string(nil), s...)

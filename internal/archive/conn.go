@@ -119,10 +119,7 @@ func (v *Volume) dial(ctx context.Context) (*conn, error) {
 		feat := c.stopCapture()
 		if err == nil {
 			v.featOnce.Do(func() { v.features = parseFEAT(feat) })
-			err = sc.ChangeDir(v.ep.Root)
-			if err != nil {
-				err = &rootError{err}
-			}
+			err = asRootError(sc.ChangeDir(v.ep.Root))
 		}
 	}
 	stop()
@@ -143,6 +140,15 @@ type rootError struct{ err error }
 
 func (e *rootError) Error() string { return "cannot enter volume root: " + e.err.Error() }
 func (e *rootError) Unwrap() error { return e.err }
+
+// asRootError marks a server's refusal (not a network failure) to enter
+// or list the volume root.
+func asRootError(err error) error {
+	if err != nil && isReply(err) && !isNetwork(err) {
+		return &rootError{err}
+	}
+	return err
+}
 
 // kill closes every network connection of c at once; any blocked call fails.
 func (c *conn) kill() {
@@ -320,14 +326,21 @@ type pool struct {
 // get returns a ready connection: an idle one (checked with NOOP when it has
 // been idle for a while) or a new one.
 func (v *Volume) get(ctx context.Context) (*conn, error) {
+	c, _, err := v.getConn(ctx, false)
+	return c, err
+}
+
+// getConn is get; fresh skips the idle connections, and reused reports
+// whether c was taken from them.
+func (v *Volume) getConn(ctx context.Context, fresh bool) (c *conn, reused bool, err error) {
 	select {
 	case v.pool.sem <- struct{}{}:
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, false, ctx.Err()
 	case <-v.ctx.Done():
-		return nil, errClosed
+		return nil, false, errClosed
 	}
-	for {
+	for !fresh {
 		v.pool.mu.Lock()
 		var c *conn
 		if n := len(v.pool.idle); n > 0 {
@@ -339,22 +352,22 @@ func (v *Volume) get(ctx context.Context) (*conn, error) {
 			break
 		}
 		if time.Since(c.lastUsed) < staleCheckAfter {
-			return c, nil
+			return c, true, nil
 		}
 		stop := c.watch(ctx)
 		err := c.sc.NoOp()
 		stop()
 		if err == nil {
-			return c, nil
+			return c, true, nil
 		}
 		c.close()
 	}
-	c, err := v.dial(ctx)
+	c, err = v.dial(ctx)
 	if err != nil {
 		<-v.pool.sem
-		return nil, err
+		return nil, false, err
 	}
-	return c, nil
+	return c, false, nil
 }
 
 // staleCheckAfter is how long a connection may sit idle before get checks

@@ -83,7 +83,7 @@ func (v *Volume) wrap(op, p string, err error) error {
 		return err
 	}
 	if isFull(err) && !errors.Is(err, ErrVolumeFull) {
-		err = fmt.Errorf("%w: %w", ErrVolumeFull, err)
+		err = &fullError{err: err}
 	}
 	var re *rootError
 	if errors.As(err, &re) && !errors.Is(err, ErrRootUnavailable) {
@@ -91,6 +91,22 @@ func (v *Volume) wrap(op, p string, err error) error {
 	}
 	return &Error{Op: op, Path: p, Endpoint: v.ep.String(), Err: err}
 }
+
+// fullError marks err as ErrVolumeFull without repeating that text (Error
+// puts it first).
+type fullError struct {
+	err  error
+	note string
+}
+
+func (e *fullError) Error() string {
+	if e.note != "" {
+		return describe(e.err) + " (" + e.note + ")"
+	}
+	return describe(e.err)
+}
+func (e *fullError) Unwrap() error        { return e.err }
+func (e *fullError) Is(target error) bool { return target == ErrVolumeFull }
 
 func replyCode(err error) int {
 	var te *textproto.Error

@@ -2,6 +2,8 @@ package archive
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -43,12 +45,19 @@ func checkPath(p string) error {
 
 // countReader counts what passes through and remembers the source's error.
 type countReader struct {
-	r   io.Reader
-	n   int64
-	err error
+	r     io.Reader
+	n     int64
+	calls int
+	err   error
+}
+
+// untouched is a withConn retry predicate: true while *c was never read.
+func untouched(c **countReader) func() bool {
+	return func() bool { return *c == nil || (*c).calls == 0 }
 }
 
 func (c *countReader) Read(p []byte) (int, error) {
+	c.calls++
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	if err != nil && err != io.EOF {
@@ -87,7 +96,10 @@ func (v *Volume) Publish(ctx context.Context, path string, src io.Reader, size i
 	if !v.caps.Rename {
 		return v.wrap("publish", path, v.publishDirect(ctx, path, src, size))
 	}
+	var body *countReader
+	writeFailed := false
 	err := v.withConn(ctx, func(c *conn) error {
+		writeFailed = false
 		if err := v.ensureDir(c, parent(path)); err != nil {
 			return err
 		}
@@ -103,7 +115,7 @@ func (v *Volume) Publish(ctx context.Context, path string, src io.Reader, size i
 			}
 		}
 		want := size - resumeFrom
-		body := &countReader{r: io.LimitReader(src, want+1)}
+		body = &countReader{r: io.LimitReader(src, want+1)}
 		var err error
 		switch {
 		case resumeFrom == 0:
@@ -117,6 +129,7 @@ func (v *Volume) Publish(ctx context.Context, path string, src io.Reader, size i
 			if body.err != nil {
 				return fmt.Errorf("reading source: %w", body.err)
 			}
+			writeFailed = maybeFull(err)
 			return err // the temporary file is kept for resume
 		}
 		if body.n != want {
@@ -139,8 +152,53 @@ func (v *Volume) Publish(ctx context.Context, path string, src io.Reader, size i
 			}
 		}
 		return err
-	})
+	}, untouched(&body))
+	if writeFailed {
+		err = v.confirmFull(ctx, parent(path), err)
+	}
 	return v.wrap("publish", path, err)
+}
+
+// maybeFull reports a failure of the server to write an upload, which may
+// mean a full volume: servers often answer 451 without saying why.
+func maybeFull(err error) bool {
+	switch replyCode(err) {
+	case 450, 451, 452, 552:
+		return true
+	}
+	return false
+}
+
+// confirmFull checks whether a failed upload ran out of space, with a
+// 64 KiB test write in dir, and if so turns err into ErrVolumeFull.
+func (v *Volume) confirmFull(ctx context.Context, dir string, err error) error {
+	if errors.Is(err, ErrVolumeFull) || isFull(err) {
+		return err
+	}
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	name := TempName("backupsync-space-check-" + hex.EncodeToString(rnd[:]))
+	if dir != "" {
+		name = dir + "/" + name
+	}
+	full := false
+	_ = v.withConn(ctx, func(c *conn) error {
+		werr := c.sc.Stor(v.abs(name), io.LimitReader(zeros{}, 64<<10))
+		_ = c.sc.Delete(v.abs(name))
+		full = werr != nil && isReply(werr)
+		return werr
+	}, always)
+	if full {
+		return &fullError{err: err, note: "a 64 KiB test write failed too"}
+	}
+	return err
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
 
 // publishDirect uploads to the final name where rename is missing.
@@ -152,7 +210,10 @@ func (v *Volume) publishDirect(ctx context.Context, p string, src io.Reader, siz
 		}
 	}
 	cleaned := false // p is verified complete or removed
+	var body *countReader
+	writeFailed := false
 	err := v.withConn(ctx, func(c *conn) error {
+		writeFailed = false
 		if err := v.ensureDir(c, parent(p)); err != nil {
 			return err
 		}
@@ -163,7 +224,7 @@ func (v *Volume) publishDirect(ctx context.Context, p string, src io.Reader, siz
 			}
 		}
 		_ = c.sc.Delete(final) // a server may refuse to overwrite
-		body := &countReader{r: io.LimitReader(src, size+1)}
+		body = &countReader{r: io.LimitReader(src, size+1)}
 		if err := c.sc.Stor(final, body); err != nil {
 			if connUsable(err) {
 				remove()
@@ -171,6 +232,7 @@ func (v *Volume) publishDirect(ctx context.Context, p string, src io.Reader, siz
 			if body.err != nil {
 				return fmt.Errorf("reading source: %w", body.err)
 			}
+			writeFailed = maybeFull(err)
 			return err
 		}
 		if body.n != size {
@@ -190,7 +252,18 @@ func (v *Volume) publishDirect(ctx context.Context, p string, src io.Reader, siz
 		}
 		cleaned = true
 		return nil
-	})
+	}, untouched(&body))
+	if err != nil && !cleaned && ctx.Err() == nil {
+		// The upload's connection broke: remove the partial file over a
+		// fresh one, so that nothing partial stays under the final name.
+		derr := v.withConn(ctx, func(c *conn) error { return c.sc.Delete(v.abs(p)) }, always)
+		if derr == nil || (isReply(derr) && !isNetwork(derr)) {
+			cleaned = true
+		}
+	}
+	if writeFailed {
+		err = v.confirmFull(ctx, parent(p), err)
+	}
 	if cleaned && j != nil {
 		if jerr := j.End(p); jerr != nil && err == nil {
 			err = fmt.Errorf("journal end: %w", jerr)
@@ -282,7 +355,7 @@ func (v *Volume) Delete(ctx context.Context, path string) error {
 	}
 	return v.wrap("delete", path, v.withConn(ctx, func(c *conn) error {
 		return c.sc.Delete(v.abs(path))
-	}))
+	}, always))
 }
 
 // RemoveDir removes a directory (volume-relative path) if it is empty; the
@@ -302,7 +375,7 @@ func (v *Volume) RemoveDir(ctx context.Context, path string) error {
 			return fmt.Errorf("%w: directory not empty (%d entries)", ErrNotEmpty, len(items))
 		}
 		return c.sc.RemoveDir(v.abs(path))
-	}))
+	}, always))
 }
 
 // Open opens a file (volume-relative path) for reading from offset, which

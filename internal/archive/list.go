@@ -58,15 +58,12 @@ func (v *Volume) ListNode(ctx context.Context, database string, node int) (Listi
 	var top []item
 	err := v.withConn(ctx, func(c *conn) error {
 		if err := c.sc.ChangeDir(v.ep.Root); err != nil {
-			return &rootError{err}
+			return asRootError(err)
 		}
 		var err error
 		top, err = v.listDir(c, "")
-		if err != nil && isReply(err) && !isNetwork(err) {
-			err = &rootError{err}
-		}
-		return err
-	})
+		return asRootError(err)
+	}, always)
 	if err != nil {
 		return Listing{}, v.wrap("list", "", err)
 	}
@@ -131,7 +128,7 @@ func (w *walker) visit(dir string, depth int) {
 		var err error
 		items, err = w.v.listDir(c, dir)
 		return err
-	})
+	}, always)
 	if err != nil {
 		w.fail(w.v.wrap("list", dir, err))
 		return
@@ -436,7 +433,7 @@ func parseLISTLine(line string, now time.Time) (it item, keep bool, err error) {
 		default:
 			return it, false, nil
 		}
-		if name == "." || name == ".." {
+		if (name == "." || name == "..") && line[0] == 'd' {
 			return it, false, nil
 		}
 		if err := checkName(name); err != nil {

@@ -141,12 +141,13 @@ func TestTCPStallAndRelease(t *testing.T) {
 func TestResetAction(t *testing.T) {
 	e := startEcho(t, "127.0.5.1")
 	p := Start(t, TCP, "127.0.5.4", e.ln.Addr().String())
-	p.Add(Fault{Dir: Upstream, After: 0, Action: Reset})
+	p.Add(Fault{Dir: Upstream, After: 1, Action: Reset})
 	c, err := net.Dial("tcp", p.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	c.Write([]byte("xy"))
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	_, err = c.Read(make([]byte, 1))
 	if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {

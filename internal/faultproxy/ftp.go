@@ -208,10 +208,16 @@ func (s *ftpSession) listenData(serverPort int) (int, error) {
 		_ = ln.(*net.TCPListener).SetDeadline(time.Now().Add(30 * time.Second))
 		client, err := ln.Accept()
 		ln.Close()
+		serverAddr := net.JoinHostPort(p.host, strconv.Itoa(serverPort))
 		if err != nil {
+			// Nobody came (or the proxy closed): connect and hang up
+			// so the server does not wait for a data connection.
+			if c, err := net.DialTimeout("tcp", serverAddr, time.Second); err == nil {
+				c.Close()
+			}
 			return
 		}
-		server, err := net.DialTimeout("tcp", net.JoinHostPort(p.host, strconv.Itoa(serverPort)), 5*time.Second)
+		server, err := net.DialTimeout("tcp", serverAddr, 5*time.Second)
 		if err != nil {
 			client.Close()
 			return
