@@ -149,7 +149,7 @@ func TestResetAction(t *testing.T) {
 	defer c.Close()
 	c.Write([]byte("xy"))
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	_, err = c.Read(make([]byte, 1))
+	_, err = io.ReadAll(c) // the echo of the first byte may come first
 	if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("want a reset, got %v", err)
 	}
