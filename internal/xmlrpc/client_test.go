@@ -3,6 +3,7 @@ package xmlrpc
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
@@ -10,10 +11,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/rpc"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	kolo "github.com/kolo/xmlrpc"
 )
 
 // tlsServer serves testServer behind basicAuth over TLS, plus a method that
@@ -350,3 +354,31 @@ func TestParseFingerprint(t *testing.T) {
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// TestKoloClientInterop checks the stock github.com/kolo/xmlrpc client (its
+// net/rpc path, which Client does not use) against the Server: results
+// arrive, and faults as the text "Fault(CODE): STRING" of an
+// rpc.ServerError, which is why Client decodes answers itself.
+func TestKoloClientInterop(t *testing.T) {
+	t.Parallel()
+	ts := tlsServer(t)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	defer tr.CloseIdleConnections()
+	kc, err := kolo.NewClient(withUser(ts, "admin:s3cret", "/cluster1/"), tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	var row []any
+	if err := kc.Call("callPlugin", []any{"Administration.BackupSync-1.0.1", "n0011", "STATUS"}, &row); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(row, []any{int64(0), "activated"}) {
+		t.Errorf("callPlugin = %#v", row)
+	}
+	err = kc.Call("zope", nil, nil)
+	var se rpc.ServerError
+	if !errors.As(err, &se) || string(se) != "Fault(-1): Unexpected Zope exception: NotFound: n0099" {
+		t.Errorf("kolo fault: %T %v", err, err)
+	}
+}

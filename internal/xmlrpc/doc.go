@@ -47,6 +47,22 @@
 // line with a stray control byte must not turn a whole GETLOG answer into a
 // fault. This is the same policy as encoding/xml's EscapeText.
 //
+// # Server and Client
+//
+// Server answers calls as Python's xmlrpc.client expects them: lists,
+// dicts, ints, strings, None, Binary and DateTime come back naturally, and
+// an error raises xmlrpc.client.Fault(faultCode, faultString). ZopeFault
+// makes the Fault(-1, "Unexpected Zope exception: …") shape of
+// EXAoperation. Authentication is the caller's: wrap the Server, and pass
+// what it learns to the methods through the request's context.
+//
+// Client encodes calls with github.com/kolo/xmlrpc but sends them and reads
+// the answers itself, with this package's decoder: kolo's own net/rpc client
+// has no context or timeout, holds one call's lock for the whole HTTP
+// exchange, reports faults and HTTP statuses only as rpc.ServerError text
+// ("Fault(-1): …", "bad status code - 401") and has no depth limit. Client
+// returns faults as *Fault and refusals as *HTTPError instead.
+//
 // # Limits
 //
 // The decoder never panics; malformed or hostile input is an error. Values

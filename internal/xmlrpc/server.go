@@ -40,7 +40,8 @@ type HandlerFunc func(ctx context.Context, params []any) (any, error)
 // for an unknown method, for a failed or panicking method, and for a result
 // that cannot be encoded (CodeInternalError).
 type Server struct {
-	// MaxBodyBytes limits the request body; 0 means MaxBodyBytes (1 MiB).
+	// MaxBodyBytes limits the request body; 0 means the package's
+	// MaxBodyBytes (1 MiB).
 	MaxBodyBytes int64
 	// UnknownMethod makes the fault for a call of a method that is not
 	// registered; nil means Fault{CodeMethodNotFound, `unknown method "NAME"`}.
