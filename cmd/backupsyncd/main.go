@@ -4,6 +4,7 @@
 //
 // Usage:
 //
+//	backupsyncd [run] [--settings FILE] [--log-format text|json]
 //	backupsyncd check-config [--settings FILE] [CONFIG_FILE...]
 //	backupsyncd sync-once --settings FILE --connection NAME [--dry-run] [--json]
 //	backupsyncd --version
@@ -32,6 +33,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
+		{"run", "run the daemon (the default command)", runDaemon},
 		{"check-config", "check connection files and settings, print each connection", checkConfig},
 		{"sync-once", "run one cycle of a connection now, in the foreground", syncOnce},
 	}
@@ -42,9 +44,8 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		usage(stderr)
-		return exitUsage
+	if len(args) == 0 || (len(args[0]) > 1 && args[0][0] == '-' && args[0] != "--version" && args[0] != "-version" && args[0] != "-h" && args[0] != "--help") {
+		return runDaemon(args, stdout, stderr) // run is the default command
 	}
 	switch args[0] {
 	case "--version", "-version", "version":

@@ -84,15 +84,22 @@ type Metrics struct {
 	Listen string `hcl:"listen"`
 }
 
-// Cluster names the other daemons of this cluster.
+// Cluster names the daemons of this cluster (this one included), in the
+// order getNodeList shows them, and the login daemons use to forward a
+// callPlugin to the node it names.
 type Cluster struct {
-	Nodes []ClusterNode `hcl:"node,block"`
+	User     string        `hcl:"user,optional"`
+	Password string        `hcl:"password,optional"`
+	Nodes    []ClusterNode `hcl:"node,block"`
 }
 
 // ClusterNode is one daemon of the cluster and its control URL.
 type ClusterNode struct {
 	Name string `hcl:"name,label"`
 	URL  string `hcl:"url"`
+	// Fingerprint pins the node's certificate ("SHA256:…"); empty accepts
+	// any certificate on that URL.
+	Fingerprint string `hcl:"fingerprint,optional"`
 }
 
 // ReadSettings reads and validates a settings file. Errors are HCL

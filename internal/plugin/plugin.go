@@ -77,7 +77,8 @@ type Node struct {
 	// connections changed, so that the daemon reloads its schedules.
 	Changed func()
 
-	mu gosync.Mutex // one verb at a time changes state
+	mu      gosync.Mutex // one verb at a time changes state
+	changes bool         // a verb changed what the daemon runs; under mu
 }
 
 // Call runs verb (case-insensitive) with arg. Only an unknown verb is an
@@ -89,7 +90,18 @@ func (n *Node) Call(ctx context.Context, verb, arg string) (Result, error) {
 		return Result{}, fmt.Errorf("%w %q: use one of %s", ErrUnknownVerb, verb, strings.Join(verbNames(), ", "))
 	}
 	n.mu.Lock()
-	defer n.mu.Unlock()
+	r, err := n.call(verb, arg)
+	changed := n.changes
+	n.changes = false
+	n.mu.Unlock()
+	// Outside the lock: the daemon's reload reads the plugin state.
+	if changed && n.Changed != nil {
+		n.Changed()
+	}
+	return r, err
+}
+
+func (n *Node) call(verb, arg string) (Result, error) {
 	st, err := n.loadState()
 	if err != nil {
 		return failed("%v", err), nil
@@ -131,11 +143,8 @@ func verbNames() []string {
 	return names
 }
 
-func (n *Node) changed() {
-	if n.Changed != nil {
-		n.Changed()
-	}
-}
+// changed notes that Changed must be called once the verb is done.
+func (n *Node) changed() { n.changes = true }
 
 // connections reads the node's connections file; a missing file is none.
 func (n *Node) connections() ([]config.Connection, error) {

@@ -30,6 +30,8 @@ type Runner struct {
 	Event func(sync.Event)
 	// ConnectTimeout bounds reaching one endpoint; default 15s.
 	ConnectTimeout time.Duration
+	// Drain, when closed, lets the files in flight finish and starts no more.
+	Drain <-chan struct{}
 }
 
 // ErrUnreachable marks a cycle that could not reach an endpoint.
@@ -101,7 +103,7 @@ func (r *Runner) Once(ctx context.Context, dryRun bool) (sync.Report, sync.Plan,
 		StateDir: r.Settings.StateDir, DryRun: dryRun,
 		IsTemp: archive.IsTemp, CanResume: caps.CanResume(),
 		Exec: sync.Options{Parallel: c.Parallel, BandwidthLimit: c.BandwidthLimit,
-			Transient: archive.IsTransient, TempName: archive.TempName, Event: r.Event},
+			Transient: archive.IsTransient, TempName: archive.TempName, Event: r.Event, Drain: r.Drain},
 	}
 	if !caps.Rename {
 		cycle.Journal = sync.NewJournal(filepath.Join(r.Settings.StateDir, "sync", c.Name,

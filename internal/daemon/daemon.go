@@ -1,0 +1,275 @@
+// Package daemon assembles one node's backupsyncd from its settings: the
+// plugin log, the SSH keys, the plugin verbs, the scheduler of the active
+// connections, the control plane on HTTPS, and the SSH server while a
+// server-role connection is active. It reloads on request and stops
+// gracefully.
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	gosync "sync"
+	"time"
+
+	"backupsync/internal/config"
+	"backupsync/internal/control"
+	"backupsync/internal/logfile"
+	"backupsync/internal/plugin"
+	"backupsync/internal/runner"
+	"backupsync/internal/schedule"
+	"backupsync/internal/sync"
+	"backupsync/internal/tunnel"
+	"backupsync/internal/version"
+)
+
+// DefaultControlPort is the HTTPS port of the control plane when the
+// settings' xmlrpc.listen names none.
+const DefaultControlPort = 4443
+
+// Daemon is one node's running backupsyncd.
+type Daemon struct {
+	Settings *config.Settings
+	Logger   *slog.Logger
+	// Fingerprint is the control plane certificate's SHA-256.
+	Fingerprint string
+	// ControlAddr is where the control plane listens.
+	ControlAddr string
+
+	log    *logfile.File
+	keys   *tunnel.KeyStore
+	plugin *plugin.Node
+	sched  *schedule.Scheduler
+	http   *http.Server
+	ln     net.Listener
+
+	mu        gosync.Mutex
+	conns     []config.Connection
+	sshServer *tunnel.Server
+	sshCancel context.CancelFunc
+	sshDone   chan struct{}
+}
+
+// Options tune New.
+type Options struct {
+	// Stderr receives log lines besides the plugin log; nil: none.
+	Stderr io.Writer
+	// JSONLogs writes Stderr's lines as JSON.
+	JSONLogs bool
+}
+
+// New prepares a daemon: it opens the log and the key store, loads the
+// connections, and binds the control plane's listener.
+func New(s *config.Settings, opt Options) (*Daemon, error) {
+	d := &Daemon{Settings: s}
+	var err error
+	if d.log, err = logfile.Open(filepath.Join(s.StateDir, "log", "plugin.log"), 0); err != nil {
+		return nil, err
+	}
+	if s.Cluster != nil {
+		d.log.Mask(s.Cluster.Password)
+	}
+	d.Logger = slog.New(newHandler(d.log, opt.Stderr, opt.JSONLogs))
+	if d.keys, err = tunnel.NewKeyStore(s.StateDir, s.Node.Name); err != nil {
+		d.log.Close()
+		return nil, err
+	}
+	d.sched = schedule.New(d.runCycle, time.Local, d.Logger)
+	d.sched.OnCycle = d.cycleDone
+	d.plugin = &plugin.Node{Settings: s, Keys: d.keys, Log: d.log, Runtime: d, Changed: func() { d.Reload() }}
+	if err := d.listen(); err != nil {
+		d.log.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Daemon) listen() error {
+	s := d.Settings
+	x := s.XMLRPC
+	if x == nil {
+		x = &config.XMLRPC{}
+	}
+	addr := x.Listen
+	if addr == "" {
+		addr = net.JoinHostPort(s.Node.IP, strconv.Itoa(DefaultControlPort))
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	cert, fp, err := control.Certificate(x.TLSCert, x.TLSKey, s.StateDir, []string{host, s.Node.IP})
+	if err != nil {
+		return err
+	}
+	d.Fingerprint = fp
+	users := control.Users{}
+	for _, u := range x.Users {
+		users[u.Name] = u.PasswordHash
+	}
+	surface := &control.Surface{Self: s.Node.Name, Local: d.plugin, Version: version.Version, Logger: d.Logger}
+	if c := s.Cluster; c != nil {
+		surface.PeerUser, surface.PeerPassword = c.User, c.Password
+		for _, n := range c.Nodes {
+			surface.Nodes = append(surface.Nodes, control.Peer{Name: n.Name, URL: n.URL, Fingerprint: n.Fingerprint})
+		}
+	}
+	if len(surface.Nodes) == 0 {
+		surface.Nodes = []control.Peer{{Name: s.Node.Name}}
+	}
+	mux := http.NewServeMux()
+	api := control.RequireLogin(users, surface.Handler())
+	mux.Handle("/", api) // EXAoperation's /cluster1/ and anything else
+	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.Logger.Handler(), slog.LevelDebug)}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("control plane: %w", err)
+	}
+	d.ControlAddr = ln.Addr().String()
+	d.ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	return nil
+}
+
+// Run serves until ctx ends, then stops gracefully: cycles drain (files in
+// flight finish) for up to grace, then are cancelled.
+func (d *Daemon) Run(ctx context.Context, grace time.Duration) error {
+	d.Logger.Info("backupsyncd started", "node", d.Settings.Node.Name, "version", version.Version,
+		"control", "https://"+d.ControlAddr+"/", "fingerprint", d.Fingerprint)
+	d.Reload()
+	d.sched.Start()
+	errc := make(chan error, 1)
+	go func() { errc <- d.http.Serve(d.ln) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		err = fmt.Errorf("control plane: %w", err)
+	}
+	d.Logger.Info("backupsyncd stopping")
+	stopCtx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	d.http.Shutdown(stopCtx)
+	d.sched.Stop(stopCtx)
+	d.stopSSH(stopCtx)
+	d.Logger.Info("backupsyncd stopped")
+	d.log.Close()
+	return err
+}
+
+// Reload rereads the connections file (a broken one is reported and the
+// previous configuration kept) and the activations, and makes the schedules
+// and the SSH server follow them.
+func (d *Daemon) Reload() {
+	conns, err := config.ReadConnections(d.Settings.ConnectionsFile)
+	d.mu.Lock()
+	switch {
+	case err == nil:
+		d.conns = conns
+		for _, c := range conns {
+			d.log.Mask(c.LocalURL.Password, c.RemoteURL.Password)
+		}
+	case errors.Is(err, errNotExist):
+		d.conns = nil
+	default:
+		d.Logger.Error("connections file not loaded: the previous configuration stays in force", "error", err)
+	}
+	conns = d.conns
+	d.mu.Unlock()
+	active, err := d.plugin.ActiveConnections()
+	if err != nil {
+		d.Logger.Error("plugin state not loaded", "error", err)
+	}
+	var run []config.Connection
+	serve := false
+	for _, c := range conns {
+		if !isActive(active, c.Name) {
+			continue
+		}
+		if c.Role.Copies() {
+			run = append(run, c)
+		} else {
+			serve = true
+		}
+	}
+	d.sched.Set(run)
+	if serve {
+		d.startSSH()
+	} else {
+		d.stopSSH(context.Background())
+	}
+}
+
+func isActive(active []string, name string) bool {
+	for _, a := range active {
+		if strings.EqualFold(a, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// runCycle is the scheduler's CycleFunc.
+func (d *Daemon) runCycle(ctx context.Context, drain <-chan struct{}, c config.Connection) (sync.Report, error) {
+	r := &runner.Runner{Settings: d.Settings, Conn: c, Keys: d.keys, Logger: d.Logger, Drain: drain}
+	if c.Verbose {
+		r.Event = func(e sync.Event) {
+			if e.Err != nil {
+				d.Logger.Error("file failed", "connection", c.Name, "op", e.Action.Op.String(), "path", e.Action.Path, "error", e.Err)
+				return
+			}
+			d.Logger.Info("file done", "connection", c.Name, "op", e.Action.Op.String(), "path", e.Action.Path, "bytes", e.Bytes)
+		}
+	}
+	rep, _, err := r.Once(ctx, false)
+	return rep, err
+}
+
+func (d *Daemon) cycleDone(c config.Connection, rep sync.Report, err error) {
+	switch {
+	case err != nil:
+		d.Logger.Error("cycle failed", "connection", c.Name, "error", err)
+	case !rep.OK():
+		d.Logger.Warn("cycle done with failures: "+rep.Summary(), "connection", c.Name)
+		if !c.Verbose {
+			for _, f := range rep.Failed {
+				d.Logger.Error("file failed", "connection", c.Name, "op", f.Op, "path", f.Path, "error", f.Error)
+			}
+		}
+	default:
+		d.Logger.Info("cycle done: "+rep.Summary(), "connection", c.Name)
+	}
+}
+
+// ConnectionStatus is the runtime part of STATUS CONN.
+func (d *Daemon) ConnectionStatus(name string) []string {
+	st := d.sched.Status(name)
+	if !st.Scheduled {
+		return []string{"scheduled: no"}
+	}
+	lines := []string{"next run: " + st.Next.Format(time.RFC3339)}
+	if st.Running {
+		lines = append(lines, "running: yes")
+	}
+	if r := st.Last; r != nil {
+		lines = append(lines, "last cycle: "+r.Finished.Format(time.RFC3339)+": "+r.Summary())
+		lines = append(lines, fmt.Sprintf("lag: %.0fs", r.LagSeconds))
+		for _, f := range r.Failed {
+			lines = append(lines, "error: "+f.Path+": "+f.Error)
+		}
+	}
+	return lines
+}
+
+// RunNow starts a cycle of connection name now; see schedule.RunNow.
+func (d *Daemon) RunNow(name string) bool { return d.sched.RunNow(name) }
+
+// ScheduleStatus reports the scheduler's view of connection name.
+func (d *Daemon) ScheduleStatus(name string) schedule.Status { return d.sched.Status(name) }
+
+// Plugin is the node's plugin verbs.
+func (d *Daemon) Plugin() *plugin.Node { return d.plugin }

@@ -1,0 +1,58 @@
+package daemon
+
+import (
+	"context"
+	"io"
+	"log/slog"
+)
+
+// newHandler writes every record as text to the plugin log (GETLOG reads
+// it) and, when stderr is set, to stderr as text or JSON (journald adds the
+// time, but a terminal wants it too).
+func newHandler(log io.Writer, stderr io.Writer, jsonLogs bool) slog.Handler {
+	hs := []slog.Handler{slog.NewTextHandler(log, nil)}
+	if stderr != nil {
+		if jsonLogs {
+			hs = append(hs, slog.NewJSONHandler(stderr, nil))
+		} else {
+			hs = append(hs, slog.NewTextHandler(stderr, nil))
+		}
+	}
+	return fanout(hs)
+}
+
+type fanout []slog.Handler
+
+func (f fanout) Enabled(ctx context.Context, l slog.Level) bool {
+	for _, h := range f {
+		if h.Enabled(ctx, l) {
+			return true
+		}
+	}
+	return false
+}
+
+func (f fanout) Handle(ctx context.Context, r slog.Record) error {
+	for _, h := range f {
+		if h.Enabled(ctx, r.Level) {
+			h.Handle(ctx, r.Clone())
+		}
+	}
+	return nil
+}
+
+func (f fanout) WithAttrs(as []slog.Attr) slog.Handler {
+	out := make(fanout, len(f))
+	for i, h := range f {
+		out[i] = h.WithAttrs(as)
+	}
+	return out
+}
+
+func (f fanout) WithGroup(name string) slog.Handler {
+	out := make(fanout, len(f))
+	for i, h := range f {
+		out[i] = h.WithGroup(name)
+	}
+	return out
+}
