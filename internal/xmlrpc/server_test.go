@@ -39,6 +39,7 @@ func testServer(logs io.Writer) *Server {
 		return nil, fmt.Errorf("wrapped: %w", NewFault(42, "custom <fault> & \"stuff\""))
 	})
 	s.Register("fail", func(context.Context, []any) (any, error) { return nil, errors.New("disk full") })
+	s.Register("nilfault", func(context.Context, []any) (any, error) { var f *Fault; return nil, f })
 	s.Register("panic", func(context.Context, []any) (any, error) { panic("boom") })
 	s.Register("nan", func(context.Context, []any) (any, error) { return math.NaN(), nil })
 	s.Register("whoami", func(ctx context.Context, _ []any) (any, error) {
@@ -257,6 +258,7 @@ func TestServerHTTP(t *testing.T) {
 			{"zope", Fault{-1, "Unexpected Zope exception: NotFound: n0099"}},
 			{"fault42", Fault{42, `custom <fault> & "stuff"`}},
 			{"fail", Fault{CodeApplication, "disk full"}},
+			{"nilfault", Fault{CodeApplication, "fault <nil>"}},
 			{"panic", Fault{CodeInternalError, "panic: internal error"}},
 			{"nan", Fault{CodeInternalError, "nan: result cannot be encoded: xmlrpc: cannot encode: NaN (XML-RPC has no NaN or infinity)"}},
 		} {

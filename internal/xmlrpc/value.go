@@ -45,6 +45,9 @@ type Fault struct {
 
 // Error returns "fault CODE: STRING".
 func (f *Fault) Error() string {
+	if f == nil {
+		return "fault <nil>"
+	}
 	return fmt.Sprintf("fault %d: %s", f.Code, f.String)
 }
 
