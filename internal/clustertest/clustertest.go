@@ -100,6 +100,11 @@ type Cluster struct {
 type Options struct {
 	// FTPPorts gives each node's archive FTP port, by index.
 	FTPPorts []int
+	// SSHPort is the port of every node's SSH server; 0 picks a free one.
+	SSHPort int
+	// RemoteSSHPort is the port the nodes' tunnels dial on the remote
+	// cluster (ssh_client.port): the remote cluster's SSHPort.
+	RemoteSSHPort int
 }
 
 // Start starts one daemon per ip, named prefix+"1", prefix+"2", … (e.g.
@@ -113,9 +118,13 @@ func Start(t testing.TB, prefix string, ips []string, opt Options) *Cluster {
 		t.Fatal(err)
 	}
 	c := &Cluster{}
+	sshPort := opt.SSHPort
+	if sshPort == 0 {
+		sshPort = FreePort(t, ips[0])
+	}
 	for i, ip := range ips {
 		n := &Node{Name: prefix + strconv.Itoa(i+1), IP: ip, Index: i, Dir: t.TempDir(), bin: bin,
-			ControlPort: FreePort(t, ip), SSHPort: FreePort(t, ip), FTPPort: 2021}
+			ControlPort: FreePort(t, ip), SSHPort: sshPort, FTPPort: 2021}
 		if i < len(opt.FTPPorts) {
 			n.FTPPort = opt.FTPPorts[i]
 		}
@@ -150,7 +159,7 @@ cluster {
   user     = %q
   password = %q
 %s}
-`, n.Name, n.IP, n.Index, n.FTPPort, n.IP, n.ControlPort, User, hash, n.IP, n.SSHPort, n.SSHPort, User, Password, peers.String())
+`, n.Name, n.IP, n.Index, n.FTPPort, n.IP, n.ControlPort, User, hash, n.IP, n.SSHPort, opt.RemoteSSHPort, User, Password, peers.String())
 		if err := os.WriteFile(filepath.Join(n.Dir, "backupsyncd.hcl"), []byte(settings), 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -45,6 +45,8 @@ func (s *Surface) Handler() http.Handler {
 		UnknownMethod: func(m string) *xmlrpc.Fault {
 			return xmlrpc.ZopeFault("unknown method %q: the plugin surface has showPluginList, getNodeList, showPluginFunctions and callPlugin", m)
 		},
+		// EXAoperation answers every failure in Zope's shape.
+		ErrorFault: func(m string, err error) *xmlrpc.Fault { return xmlrpc.ZopeFault("%v", err) },
 	}
 	srv.Register("showPluginList", func(ctx context.Context, _ []any) (any, error) {
 		return []string{s.pluginName()}, nil

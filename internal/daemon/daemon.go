@@ -125,7 +125,7 @@ func (d *Daemon) listen() error {
 	mux := http.NewServeMux()
 	api := control.RequireLogin(users, surface.Handler())
 	mux.Handle("/", api) // EXAoperation's /cluster1/ and anything else
-	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.Logger.Handler(), slog.LevelDebug)}
+	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(d.Logger.Handler(), slog.LevelDebug)}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("control plane: %w", err)
