@@ -126,7 +126,9 @@ func MakePlan(in PlanInput) Plan {
 			continue
 		}
 		if final, temp := in.IsTemp(f.Path); temp {
-			temps[final] = f
+			if _, ok := in.mine(final); ok { // a temp of no sensible final name is not ours
+				temps[final] = f
+			}
 			continue
 		}
 		dst[f.Path] = f
