@@ -141,7 +141,10 @@ func unescape(s string) string {
 }
 
 // DialFunc opens a network connection to addr ("host:port"); the SSH tunnel
-// supplies one. It must honour ctx.
+// supplies one. It must honour ctx. A Volume calls it for control
+// connections with Endpoint.Addr() and for data connections with the
+// endpoint's host and the port of the server's PASV/EPSV reply. Connections
+// without deadline support (SSH channels) are guarded by watchdog timers.
 type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
 // Journal is told about direct uploads to a final name (used only where the

@@ -79,7 +79,7 @@ func (v *Volume) dial(ctx context.Context) (*conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		io := &ioConn{Conn: raw, timeout: v.opt.OpTimeout}
+		io := &ioConn{Conn: raw, timeout: v.opt.OpTimeout, addr: addr}
 		c.mu.Lock()
 		killed := c.killed
 		if isControl {
@@ -97,7 +97,9 @@ func (v *Volume) dial(ctx context.Context) (*conn, error) {
 			return io, nil
 		}
 		if v.ep.TLS && v.opt.Dial == nil {
-			return &tlsData{Conn: tls.Client(io, v.tlsConfig())}, nil
+			// Listings are captured above TLS, in plain text.
+			io.owner = nil
+			return &tlsData{Conn: tls.Client(io, v.tlsConfig()), owner: c, raw: io}, nil
 		}
 		return io, nil
 	}
@@ -242,11 +244,28 @@ func (c *conn) dropData(d *ioConn) {
 type ioConn struct {
 	net.Conn
 	timeout  time.Duration
-	owner    *conn // data connections: the conn to record into
+	addr     string // the address dialled
+	owner    *conn  // data connections: the conn to record into
 	capOwner atomic.Pointer[conn]
 	noDL     atomic.Bool
 	timedOut atomic.Bool
 	closed   atomic.Bool
+}
+
+// RemoteAddr is always a *net.TCPAddr: jlaffaye assumes one, and a tunnel's
+// connection may report something else.
+func (c *ioConn) RemoteAddr() net.Addr {
+	a := c.Conn.RemoteAddr()
+	if _, ok := a.(*net.TCPAddr); ok {
+		return a
+	}
+	host, port, _ := net.SplitHostPort(c.addr)
+	n, _ := strconv.Atoi(port)
+	ip := net.ParseIP(host)
+	if ip == nil {
+		ip = net.IPv4zero
+	}
+	return &net.TCPAddr{IP: ip, Port: n}
 }
 
 func (c *ioConn) setTimeout(d time.Duration) { c.timeout = d }
@@ -307,7 +326,25 @@ func (c *ioConn) Close() error {
 
 // tlsData is a TLS data connection. It keeps Handshake visible to jlaffaye
 // (which handshakes explicitly before an empty upload).
-type tlsData struct{ *tls.Conn }
+type tlsData struct {
+	*tls.Conn
+	owner *conn
+	raw   *ioConn
+}
+
+func (t *tlsData) Read(p []byte) (int, error) {
+	n, err := t.Conn.Read(p)
+	if n > 0 {
+		t.owner.record(p[:n])
+	}
+	return n, err
+}
+
+func (t *tlsData) Close() error {
+	err := t.Conn.Close()
+	t.owner.dropData(t.raw)
+	return err
+}
 
 func (v *Volume) tlsConfig() *tls.Config {
 	if v.opt.TLSConfig != nil {

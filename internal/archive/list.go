@@ -251,7 +251,7 @@ func checkName(name string) error {
 func parseMLSDLine(line string) (it item, keep bool, err error) {
 	facts, name, ok := strings.Cut(line, " ")
 	if !ok || !strings.HasSuffix(facts, ";") && facts != "" {
-		return it, false, fmt.Errorf("%w: MLSD line %q", ErrUnsafeName, line)
+		return it, false, fmt.Errorf("%w: MLSD line %.200q", ErrUnsafeName, line)
 	}
 	typ := ""
 	sizeSeen := false
@@ -261,7 +261,7 @@ func parseMLSDLine(line string) (it item, keep bool, err error) {
 		}
 		k, val, ok := strings.Cut(f, "=")
 		if !ok {
-			return it, false, fmt.Errorf("%w: MLSD fact %q in line %q", ErrUnsafeName, f, line)
+			return it, false, fmt.Errorf("%w: MLSD fact %q in line %.200q", ErrUnsafeName, f, line)
 		}
 		switch strings.ToLower(k) {
 		case "type":
@@ -269,13 +269,13 @@ func parseMLSDLine(line string) (it item, keep bool, err error) {
 		case "size":
 			n, err := strconv.ParseInt(val, 10, 64)
 			if err != nil || n < 0 {
-				return it, false, fmt.Errorf("%w: MLSD size in line %q", ErrUnsafeName, line)
+				return it, false, fmt.Errorf("%w: MLSD size in line %.200q", ErrUnsafeName, line)
 			}
 			it.size, sizeSeen = n, true
 		case "modify":
 			t, err := parseMLSDTime(val)
 			if err != nil {
-				return it, false, fmt.Errorf("%w: MLSD modify in line %q", ErrUnsafeName, line)
+				return it, false, fmt.Errorf("%w: MLSD modify in line %.200q", ErrUnsafeName, line)
 			}
 			it.mtime, it.exact = t, true
 		}
@@ -287,10 +287,10 @@ func parseMLSDLine(line string) (it item, keep bool, err error) {
 		it.dir = true
 	case "file":
 		if !sizeSeen {
-			return it, false, fmt.Errorf("%w: MLSD file without size: %q", ErrUnsafeName, line)
+			return it, false, fmt.Errorf("%w: MLSD file without size: %.200q", ErrUnsafeName, line)
 		}
 	case "":
-		return it, false, fmt.Errorf("%w: MLSD line without type: %q", ErrUnsafeName, line)
+		return it, false, fmt.Errorf("%w: MLSD line without type: %.200q", ErrUnsafeName, line)
 	default:
 		// Links (OS.unix=slink...) and special files are not data, but
 		// their names must still be safe.
@@ -351,7 +351,7 @@ var (
 // more than a day ahead of now), a date for files six months old or more.
 func parseLISTLine(line string, now time.Time) (it item, keep bool, err error) {
 	bad := func() (item, bool, error) {
-		return item{}, false, fmt.Errorf("%w: LIST line %q", ErrUnsafeName, line)
+		return item{}, false, fmt.Errorf("%w: LIST line %.200q", ErrUnsafeName, line)
 	}
 	if strings.HasPrefix(line, "total ") {
 		if _, err := strconv.Atoi(strings.TrimSpace(line[6:])); err == nil {
