@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -79,5 +80,25 @@ func TestSettingsErrors(t *testing.T) {
 				t.Errorf("got %v\nwant …%s…", err, tc.want)
 			}
 		})
+	}
+}
+
+// The README's settings examples must stay valid.
+func TestREADMESettingsExamples(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blocks []string
+	for _, part := range strings.Split(string(readme), "```hcl\n")[1:] {
+		body, _, _ := strings.Cut(part, "```")
+		blocks = append(blocks, body)
+	}
+	if len(blocks) < 2 {
+		t.Fatalf("want the README's two hcl examples, found %d", len(blocks))
+	}
+	// Indented examples inside list items: HCL does not mind.
+	if _, err := ParseSettings("README.md", []byte(strings.Join(blocks, "\n"))); err != nil {
+		t.Errorf("the README's settings do not parse:\n%v", err)
 	}
 }
