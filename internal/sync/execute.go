@@ -165,8 +165,8 @@ type Result struct {
 	Deleted, DeletedTemps, RemovedDirs  int
 	Deferred                            []Action
 	Failed                              []Failure
-	// Missing are stable source files still missing at the destination.
-	Missing []Action
+	// Completed are the paths copied, resumed or replaced successfully.
+	Completed map[string]bool
 }
 
 type executor struct {
@@ -184,10 +184,13 @@ func (e *executor) record(a Action, n int64, err error) {
 	defer e.mu.Unlock()
 	if err != nil {
 		e.res.Failed = append(e.res.Failed, Failure{Path: a.Path, Op: a.Op.String(), Error: err.Error()})
-		if a.Op == OpCopy || a.Op == OpResume || a.Op == OpReplace {
-			e.res.Missing = append(e.res.Missing, a)
-		}
 	} else {
+		if a.Op == OpCopy || a.Op == OpResume || a.Op == OpReplace {
+			if e.res.Completed == nil {
+				e.res.Completed = map[string]bool{}
+			}
+			e.res.Completed[a.Path] = true
+		}
 		switch a.Op {
 		case OpCopy:
 			e.res.Copied++

@@ -310,6 +310,10 @@ func TestDrainFinishesFilesInFlightAndStartsNoMore(t *testing.T) {
 	if rep.Copied != 2 || len(rep.Failed) != 0 || rep.Deleted != 0 {
 		t.Errorf("report %+v", rep)
 	}
+	// The six files never started still count: pending and late.
+	if rep.PendingBytes != 6000 || rep.LagSeconds != old.Seconds() {
+		t.Errorf("pending %d bytes, lag %vs", rep.PendingBytes, rep.LagSeconds)
+	}
 	for _, p := range dst.paths() {
 		if strings.HasSuffix(p, suffix) {
 			t.Errorf("drain left a temp file %s", p)

@@ -31,6 +31,9 @@ type Report struct {
 	// LagSeconds is the age of the oldest stable source file that the
 	// destination still lacks after the cycle; 0 when it lacks none.
 	LagSeconds float64 `json:"lag_seconds"`
+	// PendingBytes is what the destination still lacks after the cycle,
+	// deferred files included.
+	PendingBytes int64 `json:"pending_bytes"`
 	// Error is set when the cycle could not run (a listing failed).
 	Error string `json:"error,omitempty"`
 }
@@ -41,23 +44,31 @@ func (r *Report) finish(at time.Time, res Result, p Plan) {
 	r.Bytes, r.Deleted, r.DeletedTemps = res.Bytes, res.Deleted, res.DeletedTemps
 	r.UpToDate, r.Notes, r.Failed = p.UpToDate, p.Notes, res.Failed
 	r.Deferred = len(res.Deferred)
-	var oldest time.Time
-	missing := res.Missing
 	for _, a := range res.Deferred {
 		r.DeferredFiles = append(r.DeferredFiles, Failure{Path: a.Path, Op: a.Op.String(), Error: a.Reason})
-		if strings.HasPrefix(a.Reason, "set incomplete") {
-			missing = append(missing, a) // stable, only waiting for its set
-		}
 	}
-	if r.DryRun {
-		missing = nil
-		for _, a := range p.Actions {
-			if a.Op == OpCopy || a.Op == OpResume || a.Op == OpReplace {
-				missing = append(missing, a)
+	// What the destination still lacks: copies that did not complete (failed,
+	// held back, never started) and deferred files. Lag counts the stable
+	// ones only: a file still being written is not late.
+	var oldest time.Time
+	for _, a := range p.Actions {
+		stable := false
+		switch a.Op {
+		case OpCopy, OpResume, OpReplace:
+			if res.Completed[a.Path] {
+				continue
 			}
+			stable = true
+			r.PendingBytes += a.Size - a.From
+		case OpDefer:
+			stable = strings.HasPrefix(a.Reason, "set incomplete")
+			r.PendingBytes += a.Size
+		default:
+			continue
 		}
-	}
-	for _, a := range missing {
+		if !stable {
+			continue
+		}
 		t := a.ModTime
 		if t.IsZero() {
 			t = p.Snapshot.Files[a.Path].Since
