@@ -111,6 +111,7 @@ type nodeAddr struct{ host, addr string }
 // link is one SSH connection to one node.
 type link struct {
 	client *ssh.Client
+	tc     *transportConn
 	node   nodeAddr
 	done   chan struct{} // closed when the connection is gone
 
@@ -238,7 +239,14 @@ func (c *Client) Close() error {
 // not supported (ErrDeadlineUnsupported): instead a Read or Write that waits
 // IdleTimeout without a byte moving closes the connection with an error
 // wrapping ErrIdle. If the SSH connection dies, every connection through it
-// fails; the next DialContext reconnects.
+// fails (a Read with an error wrapping ErrConnectionLost, never a bare
+// io.EOF); the next DialContext reconnects.
+//
+// Connecting is bounded by ctx, DialTimeout and HandshakeTimeout per node;
+// opening the channel by ctx and HandshakeTimeout. A connection that does
+// not answer a channel open in time is taken as dead: it is dropped and the
+// dial is retried once on a fresh connection. A refusal by the peer (target
+// not permitted, FTP unreachable) is returned at once.
 func (c *Client) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	switch network {
 	case "tcp", "tcp4", "tcp6":
@@ -260,7 +268,15 @@ func (c *Client) DialContext(ctx context.Context, network, addr string) (net.Con
 			return nil, err
 		}
 		target := net.JoinHostPort(c.targetHost(l, host), portStr)
-		conn, err := l.dial(ctx, target)
+		// The peer answers a channel open at once; no answer within the
+		// handshake timeout means the SSH connection is dead.
+		octx, cancel := context.WithTimeout(ctx, c.cfg.HandshakeTimeout)
+		conn, err := l.dial(octx, target)
+		timedOut := err != nil && octx.Err() != nil && ctx.Err() == nil
+		cancel()
+		if timedOut {
+			err = fmt.Errorf("no answer to the channel open within %v", c.cfg.HandshakeTimeout)
+		}
 		if err == nil {
 			if cc := c.wrap(l, conn, target); cc != nil {
 				return cc, nil
@@ -320,7 +336,7 @@ func (c *Client) wrap(l *link, conn net.Conn, target string) *chanConn {
 	if idle < 0 {
 		idle = 0
 	}
-	cc := newChanConn(conn, raddr, idle, l.remove, func(cc *chanConn) {
+	cc := newChanConn(conn, raddr, idle, l.tc.lost, l.remove, func(cc *chanConn) {
 		c.log.Warn("tunnel: idle watchdog closed a tunnelled connection", "node", l.node.addr, "target", target, "idle", idle)
 	})
 	if !l.add(cc) {
@@ -526,10 +542,11 @@ func (c *Client) connectNode(ctx context.Context, n nodeAddr, signers []ssh.Sign
 	dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
 	var d net.Dialer
-	nc, err := d.DialContext(dctx, "tcp", n.addr)
+	raw, err := d.DialContext(dctx, "tcp", n.addr)
 	if err != nil {
 		return nil, fail("connect: %w", err)
 	}
+	nc := &transportConn{Conn: raw}
 	var hostAlgos []string
 	for _, p := range pinned {
 		hostAlgos = appendUnique(hostAlgos, hostKeyAlgorithms(p.Key)...)
@@ -574,6 +591,7 @@ func (c *Client) connectNode(ctx context.Context, n nodeAddr, signers []ssh.Sign
 	nc.SetDeadline(time.Time{})
 	return &link{
 		client: ssh.NewClient(sc, chans, reqs),
+		tc:     nc,
 		node:   n,
 		done:   make(chan struct{}),
 		conns:  map[*chanConn]struct{}{},

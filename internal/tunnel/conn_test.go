@@ -13,7 +13,7 @@ func TestWatchdogClosesStalledRead(t *testing.T) {
 	a, b := net.Pipe()
 	defer b.Close()
 	var idled atomic.Int32
-	cc := newChanConn(a, &net.TCPAddr{IP: net.IPv4(127, 0, 3, 1), Port: 21}, 200*time.Millisecond, nil, func(*chanConn) { idled.Add(1) })
+	cc := newChanConn(a, &net.TCPAddr{IP: net.IPv4(127, 0, 3, 1), Port: 21}, 200*time.Millisecond, nil, nil, func(*chanConn) { idled.Add(1) })
 	start := time.Now()
 	_, err := cc.Read(make([]byte, 10))
 	if !errors.Is(err, ErrIdle) {
@@ -33,7 +33,7 @@ func TestWatchdogClosesStalledRead(t *testing.T) {
 func TestWatchdogSparesProgressAndRestingConns(t *testing.T) {
 	a, b := net.Pipe()
 	defer b.Close()
-	cc := newChanConn(a, &net.TCPAddr{}, 150*time.Millisecond, nil, nil)
+	cc := newChanConn(a, &net.TCPAddr{}, 150*time.Millisecond, nil, nil, nil)
 	defer cc.Close()
 	// Resting with no operation pending for several idle periods is fine.
 	time.Sleep(400 * time.Millisecond)
@@ -56,7 +56,7 @@ func TestChanConnAddrDeadlinesAndClose(t *testing.T) {
 	a, b := net.Pipe()
 	defer b.Close()
 	raddr := &net.TCPAddr{IP: net.IPv4(127, 0, 3, 1), Port: 2021}
-	cc := newChanConn(a, raddr, 0, nil, nil)
+	cc := newChanConn(a, raddr, 0, nil, nil, nil)
 	if ta, ok := cc.RemoteAddr().(*net.TCPAddr); !ok || ta.String() != "127.0.3.1:2021" {
 		t.Fatalf("RemoteAddr %v", cc.RemoteAddr())
 	}

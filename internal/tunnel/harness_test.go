@@ -224,8 +224,8 @@ func newClient(t testing.TB, keys *KeyStore, nodes []string, mod func(*ClientCon
 		DialTimeout:       3 * time.Second,
 		HandshakeTimeout:  3 * time.Second,
 		KeepaliveInterval: 500 * time.Millisecond,
-		KeepaliveTimeout:  2 * time.Second,
-		IdleTimeout:       5 * time.Second,
+		KeepaliveTimeout:  10 * time.Second, // generous: CI runs packages in parallel
+		IdleTimeout:       30 * time.Second,
 		Logger:            lb.logger(),
 	}
 	if mod != nil {

@@ -86,7 +86,7 @@ type Server struct {
 
 // peer is one accepted TCP connection.
 type peer struct {
-	nc       net.Conn
+	nc       *transportConn
 	remote   string
 	mu       sync.Mutex
 	targets  map[net.Conn]struct{} // open connections to the archive FTP
@@ -224,7 +224,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			return fmt.Errorf("tunnel: SSH server on %s: accept: %w", ln.Addr(), err)
 		}
 		backoff = 0
-		p := &peer{nc: nc, remote: nc.RemoteAddr().String(), targets: map[net.Conn]struct{}{}}
+		p := &peer{nc: &transportConn{Conn: nc}, remote: nc.RemoteAddr().String(), targets: map[net.Conn]struct{}{}}
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
@@ -456,18 +456,26 @@ func (s *Server) forward(nch ssh.NewChannel, target string, p *peer, log *slog.L
 		defer wg.Done()
 		ssh.DiscardRequests(reqs)
 	}()
-	proxy(ch, tc)
+	proxy(ch, tc, p.nc.lost)
 }
 
 // proxy copies both ways, passing half-closes on, until both directions
-// end; an error in either direction closes both.
-func proxy(ch ssh.Channel, tc net.Conn) {
+// end; an error in either direction closes both. When the SSH connection
+// broke (lost), the archive FTP connection is reset rather than half-closed,
+// so the FTP server aborts a STOR instead of completing a truncated file.
+func proxy(ch ssh.Channel, tc net.Conn, lost func() bool) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		_, err := io.Copy(tc, ch)
+		if err == nil && lost() {
+			err = ErrConnectionLost
+		}
 		if err != nil {
+			if t, ok := tc.(*net.TCPConn); ok {
+				t.SetLinger(0)
+			}
 			tc.Close()
 			ch.Close()
 			return
