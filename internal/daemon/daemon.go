@@ -23,6 +23,7 @@ import (
 	"backupsync/internal/config"
 	"backupsync/internal/control"
 	"backupsync/internal/logfile"
+	"backupsync/internal/metrics"
 	"backupsync/internal/plugin"
 	"backupsync/internal/runner"
 	"backupsync/internal/schedule"
@@ -50,6 +51,12 @@ type Daemon struct {
 	sched  *schedule.Scheduler
 	http   *http.Server
 	ln     net.Listener
+
+	metrics     *metrics.Metrics
+	metricsHTTP *http.Server
+	metricsLn   net.Listener
+	// MetricsAddr is where /metrics is served, "" without a metrics block.
+	MetricsAddr string
 
 	mu        gosync.Mutex
 	conns     []config.Connection
@@ -85,9 +92,22 @@ func New(s *config.Settings, opt Options) (*Daemon, error) {
 	d.sched = schedule.New(d.runCycle, time.Local, d.Logger)
 	d.sched.OnCycle = d.cycleDone
 	d.plugin = &plugin.Node{Settings: s, Keys: d.keys, Log: d.log, Runtime: d, Changed: func() { d.Reload() }}
+	d.metrics = metrics.New()
 	if err := d.listen(); err != nil {
 		d.log.Close()
 		return nil, err
+	}
+	if m := s.Metrics; m != nil {
+		ln, err := net.Listen("tcp", m.Listen)
+		if err != nil {
+			d.ln.Close()
+			d.log.Close()
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", d.metrics.Handler())
+		d.metricsLn, d.MetricsAddr = ln, ln.Addr().String()
+		d.metricsHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	}
 	return d, nil
 }
@@ -142,8 +162,11 @@ func (d *Daemon) Run(ctx context.Context, grace time.Duration) error {
 		"control", "https://"+d.ControlAddr+"/", "fingerprint", d.Fingerprint)
 	d.Reload()
 	d.sched.Start()
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- d.http.Serve(d.ln) }()
+	if d.metricsHTTP != nil {
+		go func() { errc <- d.metricsHTTP.Serve(d.metricsLn) }()
+	}
 	var err error
 	select {
 	case <-ctx.Done():
@@ -154,6 +177,9 @@ func (d *Daemon) Run(ctx context.Context, grace time.Duration) error {
 	stopCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	d.http.Shutdown(stopCtx)
+	if d.metricsHTTP != nil {
+		d.metricsHTTP.Shutdown(stopCtx)
+	}
 	d.sched.Stop(stopCtx)
 	d.stopSSH(stopCtx)
 	d.Logger.Info("backupsyncd stopped")
@@ -230,6 +256,7 @@ func (d *Daemon) runCycle(ctx context.Context, drain <-chan struct{}, c config.C
 }
 
 func (d *Daemon) cycleDone(c config.Connection, rep sync.Report, err error) {
+	d.metrics.Observe(c.Name, rep, c.Role == config.RoleClient, !errors.Is(err, runner.ErrUnreachable))
 	switch {
 	case err != nil:
 		d.Logger.Error("cycle failed", "connection", c.Name, "error", err)
