@@ -20,11 +20,11 @@
 // are closed after Options.IdleTimeout. A connection that failed below the
 // FTP reply level is discarded, never reused.
 //
-// FTPS: Endpoint.TLS selects explicit TLS (AUTH TLS) on the control and the
-// data connections when the Volume dials itself. With an Options.Dial
-// function (an SSH tunnel) data connections are not TLS-wrapped: use plain
-// FTP inside a tunnel. Data connections always go to the endpoint's host,
-// whatever host a PASV reply names.
+// FTPS: Endpoint.TLS selects explicit TLS (AUTH TLS, PROT P) on the control
+// and the data connections, also through an Options.Dial function (the
+// Volume wraps data connections itself; jlaffaye alone would not with a dial
+// function). Data connections always go to the endpoint's host, whatever
+// host a PASV reply names.
 package archive
 
 import (
@@ -191,6 +191,7 @@ const (
 	AppendRestStor                     // REST <size> + STOR writes at the end correctly
 )
 
+// String names the method: "none", "APPE" or "REST+STOR".
 func (m AppendMethod) String() string {
 	return [...]string{"none", "APPE", "REST+STOR"}[m]
 }

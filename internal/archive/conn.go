@@ -96,7 +96,7 @@ func (v *Volume) dial(ctx context.Context) (*conn, error) {
 		if isControl {
 			return io, nil
 		}
-		if v.ep.TLS && v.opt.Dial == nil {
+		if v.ep.TLS {
 			// Listings are captured above TLS, in plain text.
 			io.owner = nil
 			return &tlsData{Conn: tls.Client(io, v.tlsConfig()), owner: c, raw: io}, nil

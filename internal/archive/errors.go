@@ -46,6 +46,8 @@ type Error struct {
 	Err      error
 }
 
+// Error renders "[destination volume full: ]op path on endpoint: cause";
+// it never contains a password.
 func (e *Error) Error() string {
 	var b strings.Builder
 	if errors.Is(e.Err, ErrVolumeFull) {
@@ -63,6 +65,7 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
+// Unwrap returns the cause, for errors.Is and errors.As.
 func (e *Error) Unwrap() error { return e.Err }
 
 // describe renders an error, with FTP replies as "code message".

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -107,6 +108,25 @@ func TestExplicitTLS(t *testing.T) {
 	r.Close()
 	if err != nil || !bytes.Equal(got, data[1000:]) {
 		t.Fatalf("read over FTPS: %v", err)
+	}
+	// Through a dial function (a tunnel) without deadlines, data stays
+	// encrypted too.
+	topt := opt
+	var dials atomic.Int32
+	topt.Dial = tunnelDial(&dials, nil)
+	tv, err := Open(ctxT(t), ep, topt)
+	if err != nil {
+		t.Fatalf("Open over FTPS through a dial func: %v", err)
+	}
+	defer tv.Close()
+	r, err = tv.Open(ctxT(t), "DB/id_1/level_0/node_0/f", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = io.ReadAll(r)
+	r.Close()
+	if err != nil || !bytes.Equal(got, data) || dials.Load() < 2 {
+		t.Fatalf("read over FTPS through a dial func: %v (%d dials)", err, dials.Load())
 	}
 	// An untrusted certificate is refused.
 	opt.TLSConfig = &tls.Config{ServerName: host}
