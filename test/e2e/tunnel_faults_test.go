@@ -54,12 +54,21 @@ func TestTunnelFailoverAndKilledServer(t *testing.T) {
 		return string(out), err
 	}
 
-	// 48 MiB at 16 MiB/s: the kill lands in the middle of the file.
+	// 48 MiB at 16 MiB/s: kill the SSH server once 8 MiB reached the
+	// destination's temp file, in the middle of the file.
+	temp := filepath.Join(dstFTP.Dir, dstFTP.Volume, big+".backupsync-part")
+	killed := make(chan struct{})
 	go func() {
-		time.Sleep(1500 * time.Millisecond)
-		dest.Nodes[0].Kill()
+		defer close(killed)
+		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if fi, err := os.Stat(temp); err == nil && fi.Size() > 8<<20 {
+				dest.Nodes[0].Kill()
+				return
+			}
+		}
 	}()
 	out, err := syncOnce()
+	<-killed
 	if err == nil {
 		t.Fatal("the cycle succeeded although its SSH server died mid-transfer")
 	}
