@@ -28,8 +28,11 @@ type Entry struct {
 
 // Listing is one node's part of a database's backup tree.
 type Listing struct {
-	Files []Entry  // sorted by Path; includes temporary files (see IsTemp)
-	Dirs  []string // every directory listed, relative to the volume root, sorted
+	Files []Entry // sorted by Path; includes temporary files (see IsTemp)
+	// Dirs holds every directory listed, relative to the volume root and
+	// sorted: the database directory, its id_*/level_* directories (also
+	// those without a node_<n>), node_<n> and every directory below it.
+	Dirs []string
 }
 
 // maxDepth bounds recursion below node_<n> (a hostile server could present
