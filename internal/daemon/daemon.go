@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	gosync "sync"
+	"sync/atomic"
 	"time"
 
 	"backupsync/internal/config"
@@ -58,11 +59,14 @@ type Daemon struct {
 	// MetricsAddr is where /metrics is served, "" without a metrics block.
 	MetricsAddr string
 
-	mu        gosync.Mutex
-	conns     []config.Connection
-	sshServer *tunnel.Server
-	sshCancel context.CancelFunc
-	sshDone   chan struct{}
+	serving atomic.Bool // the control plane serves
+
+	mu         gosync.Mutex
+	lastCycles map[string]string // per connection, for systemd's STATUS=
+	conns      []config.Connection
+	sshServer  *tunnel.Server
+	sshCancel  context.CancelFunc
+	sshDone    chan struct{}
 }
 
 // Options tune New.
@@ -163,16 +167,26 @@ func (d *Daemon) Run(ctx context.Context, grace time.Duration) error {
 	d.Reload()
 	d.sched.Start()
 	errc := make(chan error, 2)
-	go func() { errc <- d.http.Serve(d.ln) }()
+	d.serving.Store(true)
+	go func() {
+		errc <- d.http.Serve(d.ln)
+		d.serving.Store(false)
+	}()
 	if d.metricsHTTP != nil {
 		go func() { errc <- d.metricsHTTP.Serve(d.metricsLn) }()
 	}
+	wdCtx, stopWatchdog := context.WithCancel(ctx)
+	go d.watchdog(wdCtx)
+	d.notify("READY=1")
+	d.notify(d.statusLine())
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 		err = fmt.Errorf("control plane: %w", err)
 	}
+	stopWatchdog()
+	d.notify("STOPPING=1")
 	d.Logger.Info("backupsyncd stopping")
 	stopCtx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
@@ -257,6 +271,7 @@ func (d *Daemon) runCycle(ctx context.Context, drain <-chan struct{}, c config.C
 
 func (d *Daemon) cycleDone(c config.Connection, rep sync.Report, err error) {
 	d.metrics.Observe(c.Name, rep, c.Role == config.RoleClient, !errors.Is(err, runner.ErrUnreachable))
+	d.noteCycle(c, rep, err)
 	switch {
 	case err != nil:
 		d.Logger.Error("cycle failed", "connection", c.Name, "error", err)
