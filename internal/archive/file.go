@@ -381,7 +381,10 @@ func (v *Volume) RemoveDir(ctx context.Context, path string) error {
 // Open opens a file (volume-relative path) for reading from offset, which
 // needs Capabilities.Rest when > 0. The reader holds one pooled connection
 // until Close. Read reports io.EOF only after the server confirmed the
-// transfer complete; a cut transfer is an error, never a short clean read.
+// transfer (its final reply); a reset connection or a failure reply is an
+// error. A connection closed cleanly after the server sent its last byte
+// cannot be told from the end of the file: callers compare the byte count
+// with the size they expect.
 func (v *Volume) Open(ctx context.Context, path string, offset int64) (io.ReadCloser, error) {
 	if err := checkPath(path); err != nil {
 		return nil, v.wrap("read", path, err)
