@@ -229,6 +229,13 @@ func TestCommands(t *testing.T) {
 	expectRows(t, ok(t, src, "--insecure", "--json", "activate", "Connection1"), srcNodes, "activated")
 	expectRows(t, ok(t, src, "--insecure", "status", "--json"), srcNodes, "activated")
 
+	// An unknown connection: every row says so, the exit status too.
+	r = runCtl(t, src, "", "--insecure", "activate", "Connection9")
+	if r.code != 1 || strings.Count(r.stdout, `no connection "Connection9" in the configuration (it has Connection1)`) != 3 ||
+		!strings.Contains(r.stderr, "ACTIVATE failed on 3 of 3 node(s): n0011, n0012, n0013") {
+		t.Fatalf("unknown connection: %s", r)
+	}
+
 	// A multi-line output is indented to the OUTPUT column.
 	r = ok(t, src, "--insecure", "status", "Connection1")
 	if !strings.Contains(r.stdout, "n0011  0     connection: Connection1 (activated)\n             role: client") {

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -207,5 +208,89 @@ func TestExplain(t *testing.T) {
 	// A URL that does not parse keeps its password out of the message.
 	if _, err := Dial(Options{URL: "https://admin:pw-77/x@127.0.10.31:1/"}); err == nil || strings.Contains(err.Error(), "pw-77") {
 		t.Errorf("odd URL: %v", err)
+	}
+}
+
+// fakeCluster serves a plugin surface of nodes whose callPlugin answers
+// verb(node, VERB, arg); it records the verbs called.
+func fakeCluster(t *testing.T, nodes []string, verb func(node, v, arg string) (int, string), calls *[]string, mu *sync.Mutex) *Cluster {
+	t.Helper()
+	srv := &xmlrpc.Server{}
+	srv.Register("showPluginList", func(context.Context, []any) (any, error) {
+		return []string{"Administration.BackupSync-9.9"}, nil
+	})
+	srv.Register("getNodeList", func(context.Context, []any) (any, error) { return nodes, nil })
+	srv.Register("callPlugin", func(ctx context.Context, p []any) (any, error) {
+		node, _ := xmlrpc.Arg[string](p, 1)
+		v, _ := xmlrpc.Arg[string](p, 2)
+		arg, _ := xmlrpc.Arg[string](p, 3)
+		mu.Lock()
+		*calls = append(*calls, node+" "+v)
+		mu.Unlock()
+		code, out := verb(node, v, arg)
+		return []any{code, out}, nil
+	})
+	ln, err := net.Listen("tcp", "127.0.10.31:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewUnstartedServer(srv)
+	hs.Listener = ln
+	hs.StartTLS()
+	t.Cleanup(hs.Close)
+	c, err := Dial(Options{URL: "https://" + ln.Addr().String() + "/", Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestPairStops checks that Pair stops at the first step that fails on a
+// node, says where and what, and calls nothing after it.
+func TestPairStops(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		calls []string
+	)
+	ok := func(node, v, arg string) (int, string) {
+		if v == "STATUS" {
+			return 256, "no connection \"C1\": no configuration uploaded yet (UPLOAD_CONFIG)"
+		}
+		return 0, "installed"
+	}
+	src := fakeCluster(t, []string{"n0011", "n0012"}, ok, &calls, &mu)
+	dst := fakeCluster(t, []string{"n0021", "n0022"}, func(node, v, arg string) (int, string) {
+		if v == "INSTALL" && node == "n0022" {
+			return 256, "install: no space left on device"
+		}
+		return ok(node, v, arg)
+	}, &calls, &mu)
+	var progress bytes.Buffer
+	steps, err := Pair(context.Background(), PairSpec{
+		Source: src, Dest: dst, Connection: "c1",
+		SourceConfig: File{"client.cfg", []byte("C1\n{\nDATABASE_NAME = db\nSTART_CYCLE = 0 * * * *\nLOCAL_URL = ftp://u:secret@%s/v1\nREMOTE_URL = ftp://u:secret@%s/v2\nREMOTE_NODES = 10.0.0.1\nSSH = client\n}\n")},
+		DestConfig:   File{"server.cfg", []byte("C1\n{\nSSH = server\n}\n")},
+		Progress:     &progress,
+	})
+	var pe *PairError
+	if !errors.As(err, &pe) || pe.Step.Step != 4 || pe.Step.Side != "destination" {
+		t.Fatalf("Pair = %v, want a PairError at step 4 on the destination", err)
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "pair stopped at step 4 (install the plugin on the destination): n0022: install: no space left on device\nFix that and run the same pair command again") {
+		t.Errorf("message:\n%s", msg)
+	}
+	if len(steps) != 6 || strings.Contains(progress.String(), "secret") {
+		t.Errorf("%d steps; progress:\n%s", len(steps), progress.String())
+	}
+	for _, c := range calls {
+		if !strings.HasSuffix(c, " STATUS") && !strings.HasSuffix(c, " INSTALL") {
+			t.Errorf("Pair went on after the failed step: %s", c)
+		}
+	}
+	// The configs spell the connection C1; --connection c1 finds it, and
+	// the steps use the configs' spelling.
+	if !strings.Contains(progress.String(), "C1: SSH = client") {
+		t.Errorf("progress:\n%s", progress.String())
 	}
 }
