@@ -70,6 +70,10 @@ func (s *Surface) Handler() http.Handler {
 	srv.Register(localMethod, func(ctx context.Context, params []any) (any, error) {
 		return s.callPlugin(ctx, params, false)
 	})
+	// The EXAoperation gate (plugin-functions) asks which node it runs on.
+	srv.Register("backupsync.nodeName", func(ctx context.Context, _ []any) (any, error) {
+		return s.Self, nil
+	})
 	return srv
 }
 

@@ -142,6 +142,7 @@ func TestBadInputs(t *testing.T) {
 	expect(t, call(t, n, "UPLOAD_KEY", b64("ssh-ed25519 AAAAnotakey backupsync:Connection1@n1\n")), CodeFailed, "no key stored: ")
 	expect(t, call(t, n, "GETLOG", "many"), CodeFailed, "number of lines")
 	expect(t, call(t, n, "DEACTIVATE", "Connection1"), CodeOK, "not activated")
+	expect(t, call(t, n, "DEACTIVATE", "Conection1"), CodeFailed, `no connection "Conection1"`)
 }
 
 type fakeLog []string

@@ -252,6 +252,10 @@ func (n *Node) deactivate(st *state, name string) (Result, error) {
 		st.Active = nil
 	} else {
 		if !st.active(name) {
+			// A misspelt name must not look like a successful deactivation.
+			if _, err := n.connection(name); err != nil {
+				return failed("%v", err), nil
+			}
 			return ok("not activated"), nil
 		}
 		st.Active = slices.DeleteFunc(st.Active, func(a string) bool { return strings.EqualFold(a, name) })

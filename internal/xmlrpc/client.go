@@ -105,13 +105,12 @@ type Client struct {
 // that may carry user:password ("https://admin:pw@10.0.0.11/cluster1/").
 func NewClient(rawURL string, opts ClientOptions) (*Client, error) {
 	u, err := url.Parse(rawURL)
-	if err != nil {
-		// url.Error repeats the URL, password and all: keep only the reason.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("xmlrpc: bad server URL: %v", err)
+	// The parser's reasons quote parts of the URL, which may be parts of
+	// the password: say what is wrong without them. A password with an
+	// unencoded '/' or '@' parses "well" with the password in the host or
+	// path: refuse that too.
+	if err != nil || strings.Contains(u.Path, "@") || strings.Contains(u.RawQuery, "@") {
+		return nil, errors.New("xmlrpc: bad server URL: percent-encode special characters of the user and password (%40 for @, %2F for /, %3A for :)")
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return nil, fmt.Errorf("xmlrpc: server URL must be http:// or https://, not %q", u.Scheme)

@@ -382,3 +382,12 @@ func TestKoloClientInterop(t *testing.T) {
 		t.Errorf("kolo fault: %T %v", err, err)
 	}
 }
+
+func TestNewClientNeverQuotesAPassword(t *testing.T) {
+	for _, raw := range []string{"https://admin:pw-12/x@127.0.0.1:4443/", "https://admin:pw-12%zz@127.0.0.1/"} {
+		_, err := NewClient(raw, ClientOptions{})
+		if err == nil || strings.Contains(err.Error(), "pw-12") {
+			t.Errorf("%q: %v", raw, err)
+		}
+	}
+}
