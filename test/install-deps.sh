@@ -13,6 +13,11 @@ have vsftpd || need_apt+=(vsftpd)
 have ssh || need_apt+=(openssh-client)
 have sftp || need_apt+=(openssh-client)
 have python3 || need_apt+=(python3)
+# Packaging tests: the unit is verified, the .deb built and installed.
+have systemd-analyze || need_apt+=(systemd)
+have fakeroot || need_apt+=(fakeroot)
+have dpkg-deb || need_apt+=(dpkg)
+have adduser || need_apt+=(adduser)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
