@@ -100,7 +100,7 @@ func sums(t *testing.T, dir string, node int) map[string]string {
 }
 
 // TestPairedClustersSyncThroughTheTunnel pairs a 2-node source cluster and
-// a 1-node destination cluster through the plugin verbs, then runs each
+// a 1-node destination cluster with backupsyncctl pair, then runs each
 // source node's cycle: FTP through our SSH tunnel to the destination's
 // vsftpd, which must end md5-identical.
 func TestPairedClustersSyncThroughTheTunnel(t *testing.T) {
@@ -121,15 +121,21 @@ func TestPairedClustersSyncThroughTheTunnel(t *testing.T) {
 
 	clientCfg := fmt.Sprintf("Connection1\n{\nDATABASE_NAME = DB\nSTART_CYCLE = @every 1h\nLOCAL_URL = ftp://%s:%s@%%s/%s\nREMOTE_URL = ftp://%s:%s@%%s:%d/%s\nREMOTE_NODES = %s\nSSH = client\nSETTLE_TIME = 10s\n}\n",
 		srcFTP[0].User, srcFTP[0].Password, srcFTP[0].Volume, dstFTP.User, dstFTP.Password, dstFTP.Port, dstFTP.Volume, dstIPs[0])
-	src, dst := newAdmin(t, source), newAdmin(t, dest)
-	src.each("INSTALL", "")
-	dst.each("INSTALL", "")
-	src.each("UPLOAD_CONFIG", b64(clientCfg))
-	dst.each("UPLOAD_CONFIG", b64("Connection1\n{\nSSH = server\n}\n"))
-	dst.each("UPLOAD_KEY", b64(strings.Join(src.each("SSHKEY", "Connection1"), "\n")))
-	src.each("UPLOAD_KEY", b64(strings.Join(dst.each("SSHKEY", "Connection1"), "\n")))
-	dst.each("ACTIVATE", "Connection1")
-	src.each("ACTIVATE", "Connection1")
+	// The admin pairs the clusters with one command.
+	work := t.TempDir()
+	srcCfg, dstCfg := filepath.Join(work, "client.cfg"), filepath.Join(work, "server.cfg")
+	os.WriteFile(srcCfg, []byte(clientCfg), 0o600)
+	os.WriteFile(dstCfg, []byte("Connection1\n{\nSSH = server\n}\n"), 0o600)
+	ctl := filepath.Join(clustertest.Binaries(t), "backupsyncctl")
+	out, err := exec.Command(ctl, "--insecure", "pair", "--source", source.URL(), "--dest", dest.URL(),
+		"--connection", "Connection1", "--source-config", srcCfg, "--dest-config", dstCfg).CombinedOutput()
+	t.Logf("backupsyncctl pair:\n%s", out)
+	if err != nil {
+		t.Fatalf("pair: %v", err)
+	}
+	if strings.Contains(string(out), clustertest.Password) || strings.Contains(string(out), srcFTP[0].Password) {
+		t.Error("pair printed a password")
+	}
 
 	bin := filepath.Join(clustertest.Binaries(t), "backupsyncd")
 	for i, n := range source.Nodes {
