@@ -100,10 +100,12 @@ type Client struct {
 	cancel context.CancelFunc
 	sem    chan struct{} // held while connecting
 
-	mu     sync.Mutex
-	cur    *link
-	closed bool
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	cur     *link
+	closed  bool
+	fails   uint64 // connect attempts that failed so far
+	failErr error  // the last one's error
+	wg      sync.WaitGroup
 }
 
 type nodeAddr struct{ host, addr string }
@@ -413,6 +415,7 @@ func (c *Client) link(ctx context.Context) (*link, error) {
 			c.mu.Unlock()
 			return l, nil
 		}
+		fails := c.fails
 		c.mu.Unlock()
 		select {
 		case c.sem <- struct{}{}:
@@ -425,9 +428,23 @@ func (c *Client) link(ctx context.Context) (*link, error) {
 			<-c.sem
 			continue
 		}
+		if c.fails != fails {
+			// An attempt made while we waited failed: share its result
+			// rather than try every node again for each waiting worker.
+			err := c.failErr
+			c.mu.Unlock()
+			<-c.sem
+			return nil, err
+		}
 		c.mu.Unlock()
 		l, err := c.connect(ctx)
 		if err != nil {
+			if ctx.Err() == nil { // not our caller's own deadline
+				c.mu.Lock()
+				c.fails++
+				c.failErr = err
+				c.mu.Unlock()
+			}
 			<-c.sem
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -71,5 +72,69 @@ func TestChanConnAddrDeadlinesAndClose(t *testing.T) {
 	}
 	if err := cc.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestTargetHostRewrite(t *testing.T) {
+	ks := newStore(t, "n0011")
+	// These addresses are parsed, never dialed.
+	c, err := NewClient(ClientConfig{Connection: "C1", Nodes: []string{"10.0.0.1", "10.0.0.2:2200", "[fd00::1]"}, Keys: ks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.nodes[0].addr != "10.0.0.1:2022" || c.nodes[1].addr != "10.0.0.2:2200" || c.nodes[2].addr != "[fd00::1]:2022" {
+		t.Fatalf("nodes %+v", c.nodes)
+	}
+	l := &link{node: c.nodes[1]} // connected to the second node
+	for in, want := range map[string]string{
+		"":         "10.0.0.2", // empty host
+		"0.0.0.0":  "10.0.0.2", // what jlaffaye derives over a channel
+		"::":       "10.0.0.2",
+		"10.0.0.1": "10.0.0.2", // REMOTE_NODES[0] follows the failover
+		"fd00::1":  "10.0.0.2",
+		"10.0.0.9": "10.0.0.9", // anything else: the peer decides
+	} {
+		if got := c.targetHost(l, in); got != want {
+			t.Errorf("targetHost(%q) = %q, want %q", in, got, want)
+		}
+	}
+	c.cfg.FTPHost = "127.0.0.1"
+	for in, want := range map[string]string{"0.0.0.0": "127.0.0.1", "10.0.0.1": "127.0.0.1", "10.0.0.9": "10.0.0.9"} {
+		if got := c.targetHost(l, in); got != want {
+			t.Errorf("with FTPHost: targetHost(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if _, err := c.DialContext(context.Background(), "udp", "10.0.0.1:21"); err == nil {
+		t.Error("udp accepted")
+	}
+	c.Close()
+	if _, err := c.DialContext(context.Background(), "tcp", "10.0.0.1:21"); !errors.Is(err, ErrClosed) {
+		t.Errorf("dial after Close: %v", err)
+	}
+}
+
+func TestNewClientAndServerValidate(t *testing.T) {
+	ks := newStore(t, "n0011")
+	for _, cfg := range []ClientConfig{
+		{Connection: "C1", Keys: ks},
+		{Connection: "", Nodes: []string{"h"}, Keys: ks},
+		{Connection: "C1", Nodes: []string{"h"}},
+		{Connection: "C1", Nodes: []string{"h:0"}, Keys: ks},
+		{Connection: "C1", Nodes: []string{"h"}, Keys: ks, Port: 70000},
+	} {
+		if _, err := NewClient(cfg); err == nil {
+			t.Errorf("client config %+v accepted", cfg)
+		}
+	}
+	for _, cfg := range []ServerConfig{
+		{Keys: ks},
+		{Keys: ks, ArchiveFTP: "127.0.3.1"},
+		{Keys: ks, ArchiveFTP: "127.0.3.1:0"},
+		{ArchiveFTP: "127.0.3.1:21"},
+		{Keys: ks, ArchiveFTP: "127.0.3.1:21", DataPortMin: 5000, DataPortMax: 4000},
+	} {
+		if _, err := NewServer(cfg); err == nil {
+			t.Errorf("server config %+v accepted", cfg)
+		}
 	}
 }

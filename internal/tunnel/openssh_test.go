@@ -400,3 +400,37 @@ func fingerprintOfLine(t *testing.T, line string) string {
 	}
 	return ssh.FingerprintSHA256(k)
 }
+
+func TestOpenSSHServerKilledMidTransfer(t *testing.T) {
+	fs := startFTP(t, ipFTP)
+	data := randomData(t, 32<<20)
+	if err := os.WriteFile(filepath.Join(fs.Dir, fs.Volume, "large.bin"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ks := newStoreTB(t, "n0011")
+	line, _ := ks.ClientKeyLine("C1", "")
+	sshd := startSSHD(t, ipSSHD, `restrict,port-forwarding,permitopen="`+ipFTP+`:*" `+line+"\n")
+	ks.Upload([]byte(pinLine(sshd.HostPub, "C1", "n0021")))
+	c, lb := newClient(t, ks, []string{sshd.Addr}, func(cfg *ClientConfig) {
+		cfg.User = ftptest.SystemUser
+		cfg.FTPHost = ipFTP
+	})
+	f := dialFTP(t, c.DialContext, fs.Addr(), fs)
+	r := retrPartly(t, f, "/"+fs.Volume+"/large.bin", 1<<20)
+	sshd.stop() // SIGKILL to sshd and its session processes
+	err, d := finishRetr(r)
+	if err == nil || d > 20*time.Second {
+		t.Fatalf("RETR after sshd was killed: %v after %v", err, d)
+	}
+	if !errors.Is(err, ErrConnectionLost) && !strings.Contains(err.Error(), "connection lost") {
+		t.Logf("RETR error (not ErrConnectionLost, acceptable): %v", err)
+	}
+	t.Logf("RETR failed after %v: %v", d, err)
+	f.Quit()
+	lb.waitFor(t, 5*time.Second, "SSH connection lost")
+
+	sshd.start(t) // same port, same host key
+	f = dialFTP(t, c.DialContext, fs.Addr(), fs)
+	defer f.Quit()
+	ftpRoundTrip(t, f, fs, "after-restart.bin", data[:2<<20])
+}

@@ -313,6 +313,23 @@ func TestClientGivesUpOnSilentPeer(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "handshake") || d < 900*time.Millisecond || d > 8*time.Second {
 		t.Fatalf("after %v: %v", d, err)
 	}
+	// Parallel workers waiting for the same connect share its failure
+	// instead of each trying the silent node in turn.
+	start = time.Now()
+	var wg sync.WaitGroup
+	for i := 0; i < 6; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.DialContext(context.Background(), "tcp", ipFTP+":21"); err == nil {
+				t.Error("dial through a silent node succeeded")
+			}
+		}()
+	}
+	wg.Wait()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("6 parallel dials took %v; one handshake timeout is 1s", d)
+	}
 	// A caller's context ends the wait earlier.
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
