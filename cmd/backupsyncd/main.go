@@ -5,6 +5,7 @@
 // Usage:
 //
 //	backupsyncd [run] [--settings FILE] [--log-format text|json]
+//	backupsyncd demo [--once]
 //	backupsyncd check-config [--settings FILE] [CONFIG_FILE...]
 //	backupsyncd sync-once --settings FILE --connection NAME [--dry-run] [--json]
 //	backupsyncd --version
@@ -34,6 +35,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"run", "run the daemon (the default command)", runDaemon},
+		{"demo", "two loopback clusters that sync, paired through the plugin verbs", runDemo},
 		{"check-config", "check connection files and settings, print each connection", checkConfig},
 		{"sync-once", "run one cycle of a connection now, in the foreground", syncOnce},
 	}

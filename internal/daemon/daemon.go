@@ -297,6 +297,14 @@ func (d *Daemon) ConnectionStatus(name string) []string {
 	if st.Running {
 		lines = append(lines, "running: yes")
 	}
+	if st.Last == nil {
+		d.mu.Lock()
+		line, ok := d.lastCycles[name]
+		d.mu.Unlock()
+		if ok { // a cycle run outside the schedule (RunOnce)
+			lines = append(lines, "last cycle: "+line)
+		}
+	}
 	if r := st.Last; r != nil {
 		lines = append(lines, "last cycle: "+r.Finished.Format(time.RFC3339)+": "+r.Summary())
 		lines = append(lines, fmt.Sprintf("lag: %.0fs", r.LagSeconds))
@@ -305,6 +313,23 @@ func (d *Daemon) ConnectionStatus(name string) []string {
 		}
 	}
 	return lines
+}
+
+// RunOnce runs one cycle of connection name now, in the caller's
+// goroutine, reporting every finished file to event (which may be nil).
+func (d *Daemon) RunOnce(ctx context.Context, name string, event func(sync.Event)) (sync.Report, error) {
+	d.mu.Lock()
+	conns := d.conns
+	d.mu.Unlock()
+	for _, c := range conns {
+		if strings.EqualFold(c.Name, name) {
+			r := &runner.Runner{Settings: d.Settings, Conn: c, Keys: d.keys, Logger: d.Logger, Event: event}
+			rep, _, err := r.Once(ctx, false)
+			d.cycleDone(c, rep, err)
+			return rep, err
+		}
+	}
+	return sync.Report{}, fmt.Errorf("no connection %q configured on %s", name, d.Settings.Node.Name)
 }
 
 // RunNow starts a cycle of connection name now; see schedule.RunNow.

@@ -1,0 +1,401 @@
+// Package demo runs two small Exasol-like clusters on loopback addresses
+// that sync their backups through backupsync, in one process: the
+// README's first command. The source cluster's daemons copy through SSH
+// tunnels to the destination cluster's daemons, paired with the real plugin
+// verbs, over embedded FTP servers serving generated backup trees.
+package demo
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	mrand "math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	gosync "sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"backupsync/internal/config"
+	"backupsync/internal/ctl"
+	"backupsync/internal/daemon"
+	"backupsync/internal/ftpserver"
+	"backupsync/internal/sync"
+)
+
+// Options tune the demo.
+type Options struct {
+	Out io.Writer
+	// Once stops after the first cycle instead of running until ctx ends.
+	Once bool
+	// Cycle is the schedule of the running phase; default "@every 1m".
+	Cycle string
+}
+
+const (
+	database   = "DEMO_DB"
+	connection = "Connection1"
+	admin      = "admin"
+)
+
+// node is one node of a demo cluster: its daemon and its archive FTP.
+type node struct {
+	name, ip            string
+	index               int
+	dir, volume         string
+	ftp         *ftpserver.Server
+	controlPort int
+	d           *daemon.Daemon
+}
+
+func (n *node) volumeDir() string { return filepath.Join(n.dir, "archive", n.volume) }
+
+// Run runs the demo until ctx ends (or after the first cycle with Once),
+// then stops every daemon and server and removes its files.
+func Run(ctx context.Context, opt Options) error {
+	out := opt.Out
+	if opt.Cycle == "" {
+		opt.Cycle = "@every 1m"
+	}
+	root, err := os.MkdirTemp("", "backupsync-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(root)
+	adminPW, ftpPW := secret(), secret()
+
+	src := []*node{{name: "n0011", ip: "127.0.41.1", index: 0, volume: "v0003"}, {name: "n0012", ip: "127.0.41.2", index: 1, volume: "v0003"}}
+	dst := []*node{{name: "n0021", ip: "127.0.42.1", index: 0, volume: "v0002"}, {name: "n0022", ip: "127.0.42.2", index: 1, volume: "v0002"}}
+	// A cluster's archive FTP listens on one port on every node, as
+	// Exasol's does, so that one URL serves them all.
+	for _, cl := range [][]*node{src, dst} {
+		ftpPort, err := commonFreePort(cl[0].ip, cl[1].ip)
+		if err != nil {
+			return fmt.Errorf("demo needs the loopback addresses 127.0.41.x and 127.0.42.x: %w", err)
+		}
+		for _, n := range cl {
+			n.dir = filepath.Join(root, n.name)
+			if err := os.MkdirAll(n.volumeDir(), 0o700); err != nil {
+				return err
+			}
+			if n.ftp, err = ftpserver.Start(ftpserver.Options{Dir: filepath.Join(n.dir, "archive"), Host: n.ip, Port: ftpPort, User: "ftpuser", Password: ftpPW}); err != nil {
+				return fmt.Errorf("demo FTP server on %s: %w", n.ip, err)
+			}
+			defer n.ftp.Stop()
+		}
+	}
+	for i, n := range src {
+		for id := 1; id <= 3; id++ {
+			if err := writeSet(n.volumeDir(), id, i); err != nil {
+				return err
+			}
+		}
+	}
+	fmt.Fprintf(out, "backupsync demo: two clusters on loopback, files in %s\n", root)
+	fmt.Fprintf(out, "  source      %s, %s: archive volume v0003 with %s in 3 backup sets per node\n", src[0].ip, src[1].ip, database)
+	fmt.Fprintf(out, "  destination %s, %s: archive volume v0002, empty\n", dst[0].ip, dst[1].ip)
+
+	// The daemons.
+	hash, err := bcrypt.GenerateFromPassword([]byte(adminPW), bcrypt.MinCost)
+	if err != nil {
+		return err
+	}
+	sshPort, err := commonFreePort(dst[0].ip, dst[1].ip)
+	if err != nil {
+		return err
+	}
+	runCtx, stop := context.WithCancel(context.Background())
+	var running gosync.WaitGroup
+	defer func() {
+		stop()
+		running.Wait()
+	}()
+	for _, cl := range [][]*node{src, dst} {
+		for _, n := range cl {
+			if n.controlPort, err = commonFreePort(n.ip); err != nil {
+				return err
+			}
+		}
+		for _, n := range cl {
+			s, err := config.ParseSettings(filepath.Join(n.dir, "backupsyncd.hcl"), []byte(settings(n, cl, string(hash), adminPW, sshPort)))
+			if err != nil {
+				return fmt.Errorf("demo settings: %w", err)
+			}
+			if n.d, err = daemon.New(s, daemon.Options{}); err != nil {
+				return err
+			}
+			running.Add(1)
+			go func(d *daemon.Daemon) {
+				defer running.Done()
+				d.Run(runCtx, 10*time.Second)
+			}(n.d)
+		}
+	}
+
+	// Pairing, as an admin would: backupsyncctl pair.
+	clientCfg := fmt.Sprintf("%s\n{\nDATABASE_NAME = %s\nSTART_CYCLE = %s\nLOCAL_URL = ftp://ftpuser:%s@%%s:%s/v0003\nREMOTE_URL = ftp://ftpuser:%s@%%s:%s/v0002\nREMOTE_NODES = %s; %s\nSSH = client\nSETTLE_TIME = 30s\nVerbose = true\n}\n",
+		connection, database, opt.Cycle, ftpPW, port(src[0].ftp.Addr), ftpPW, port(dst[0].ftp.Addr), dst[0].ip, dst[1].ip)
+	serverCfg := connection + "\n{\nSSH = server\nVerbose = true\n}\n"
+	pctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	source, err := ctl.Dial(ctl.Options{URL: controlURL(src[0], adminPW), Insecure: true})
+	if err != nil {
+		return err
+	}
+	dest, err := ctl.Dial(ctl.Options{URL: controlURL(dst[0], adminPW), Insecure: true})
+	if err != nil {
+		return err
+	}
+	steps, err := ctl.Pair(pctx, ctl.PairSpec{Source: source, Dest: dest, Connection: connection,
+		SourceConfig: ctl.File{Name: "client.cfg", Data: []byte(clientCfg)}, DestConfig: ctl.File{Name: "server.cfg", Data: []byte(serverCfg)}})
+	if err != nil {
+		return fmt.Errorf("pairing: %w", err)
+	}
+	fmt.Fprintf(out, "paired %s with backupsyncctl pair (%d steps: install, configs, SSH keys both ways, activate)\n\n", connection, len(steps))
+
+	// The first cycle, with a live progress line.
+	if err := firstCycle(ctx, out, src, dst); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(out, "\nThe daemons keep running (%s; a new backup set arrives every minute and the oldest expires).\nTry, in another terminal:\n\n", opt.Cycle)
+	ctlCmd := fmt.Sprintf("go run ./cmd/backupsyncctl --insecure --url %s", controlURL(src[0], adminPW))
+	for _, c := range []string{"nodes", "status", "status " + connection, "getlog --lines 20"} {
+		fmt.Fprintf(out, "  %s %s\n", ctlCmd, c)
+	}
+	fmt.Fprintf(out, "  go run ./cmd/backupsyncctl --insecure --url %s status %s\n", controlURL(dst[0], adminPW), connection)
+	fmt.Fprintf(out, "\nCtrl-C stops the demo and removes its files.\n")
+	if opt.Once {
+		return nil
+	}
+	return keepArriving(ctx, out, src)
+}
+
+// firstCycle runs every source node's cycle now and prints progress and a
+// summary table.
+func firstCycle(ctx context.Context, out io.Writer, src, dst []*node) error {
+	var files, bytes atomic.Int64
+	start := time.Now()
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				secs := time.Since(start).Seconds()
+				fmt.Fprintf(out, "\rfirst cycle: %d files, %.1f MiB, %.1f MiB/s   ", files.Load(), float64(bytes.Load())/(1<<20), float64(bytes.Load())/(1<<20)/secs)
+			}
+		}
+	}()
+	reports := make([]sync.Report, len(src))
+	errs := make([]error, len(src))
+	var wg gosync.WaitGroup
+	for i, n := range src {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reports[i], errs[i] = n.d.RunOnce(ctx, connection, func(e sync.Event) {
+				if e.Err == nil {
+					files.Add(1)
+					bytes.Add(e.Bytes)
+				}
+			})
+		}()
+	}
+	wg.Wait()
+	close(done)
+	<-stopped
+	secs := time.Since(start).Seconds()
+	fmt.Fprintf(out, "\rfirst cycle: %d files, %.1f MiB, %.1f MiB/s in %.1fs\n\n", files.Load(), float64(bytes.Load())/(1<<20), float64(bytes.Load())/(1<<20)/secs, secs)
+
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tPART\tCOPIED\tBYTES\tFAILED\tDESTINATION")
+	var failed error
+	for i, n := range src {
+		r := reports[i]
+		// Database node i's tunnel lands on REMOTE_NODES[i].
+		same := identical(n.volumeDir(), dst[i].volumeDir(), i)
+		verdict := "md5-identical"
+		if !same {
+			verdict = "DIFFERS"
+			failed = fmt.Errorf("node_%d differs at the destination", i)
+		}
+		if errs[i] != nil {
+			verdict, failed = errs[i].Error(), errs[i]
+		}
+		fmt.Fprintf(tw, "%s\tnode_%d\t%d\t%.1f MiB\t%d\t%s\n", n.name, i, r.Copied+r.Resumed+r.Replaced, float64(r.Bytes)/(1<<20), len(r.Failed), verdict)
+	}
+	tw.Flush()
+	return failed
+}
+
+// keepArriving adds a backup set to every source node each minute and
+// expires the oldest, until ctx ends.
+func keepArriving(ctx context.Context, out io.Writer, src []*node) error {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for id := 4; ; id++ {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(out, "\nstopping: daemons drain their cycles, servers stop, files are removed")
+			return nil
+		case <-t.C:
+			for i, n := range src {
+				if err := writeSet(n.volumeDir(), id, i); err != nil {
+					return err
+				}
+				os.RemoveAll(filepath.Join(n.volumeDir(), database, fmt.Sprintf("id_%d", id-3)))
+			}
+			fmt.Fprintf(out, "%s: new backup set id_%d on the source, id_%d expired\n", time.Now().Format("15:04:05"), id, id-3)
+		}
+	}
+}
+
+// writeSet writes backup set id (a full backup for id 1, incrementals
+// after) for database node index part, modified an hour ago (stable).
+func writeSet(volume string, id, part int) error {
+	level, files := 1, 3
+	if id == 1 {
+		level, files = 0, 6
+	}
+	dir := filepath.Join(volume, database, fmt.Sprintf("id_%d", id), fmt.Sprintf("level_%d", level), fmt.Sprintf("node_%d", part))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	rng := mrand.New(mrand.NewPCG(uint64(id), uint64(part)))
+	old := time.Now().Add(-time.Hour)
+	for f := 0; f <= files; f++ {
+		name, size := fmt.Sprintf("backup_data_%02d", f), 256<<10+rng.IntN(768<<10)
+		if f == files {
+			name, size = "metadata", 4<<10
+		}
+		data := make([]byte, size)
+		for i := range data {
+			data[i] = byte(rng.Uint32())
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			return err
+		}
+		os.Chtimes(p, old, old)
+	}
+	return nil
+}
+
+// identical compares node part's files of two volumes by md5.
+func identical(a, b string, part int) bool {
+	sa, sb := sums(a, part), sums(b, part)
+	if len(sa) == 0 || len(sa) != len(sb) {
+		return false
+	}
+	for p, s := range sa {
+		if sb[p] != s {
+			return false
+		}
+	}
+	return true
+}
+
+func sums(volume string, part int) map[string]string {
+	out := map[string]string{}
+	marker := string(filepath.Separator) + fmt.Sprintf("node_%d", part) + string(filepath.Separator)
+	filepath.WalkDir(filepath.Join(volume, database), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.Contains(p, marker) {
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err == nil {
+			sum := md5.Sum(data)
+			rel, _ := filepath.Rel(volume, p)
+			out[rel] = hex.EncodeToString(sum[:])
+		}
+		return nil
+	})
+	return out
+}
+
+func settings(n *node, cluster []*node, hash, adminPW string, sshPort int) string {
+	var peers strings.Builder
+	for _, p := range cluster {
+		fmt.Fprintf(&peers, "  node %q {\n    url = %q\n  }\n", p.name, fmt.Sprintf("https://%s:%d/", p.ip, p.controlPort))
+	}
+	return fmt.Sprintf(`node {
+  name  = %q
+  ip    = %q
+  index = %d
+}
+connections_file = "connections.cfg"
+state_dir        = "state"
+ftp_default_port = %s
+xmlrpc {
+  listen = "%s:%d"
+  user %q {
+    password_hash = %q
+  }
+}
+ssh_server {
+  listen = "%s:%d"
+}
+ssh_client {
+  port = %d
+}
+cluster {
+  user     = %q
+  password = %q
+%s}
+`, n.name, n.ip, n.index, port(n.ftp.Addr), n.ip, n.controlPort, admin, hash, n.ip, sshPort, sshPort, admin, adminPW, peers.String())
+}
+
+func controlURL(n *node, pw string) string {
+	return fmt.Sprintf("https://%s:%s@%s:%d/cluster1/", admin, pw, n.ip, n.controlPort)
+}
+
+func port(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
+}
+
+// commonFreePort finds a TCP port free on every ip.
+func commonFreePort(ips ...string) (int, error) {
+	for range 50 {
+		ln, err := net.Listen("tcp", net.JoinHostPort(ips[0], "0"))
+		if err != nil {
+			return 0, err
+		}
+		p := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		free := true
+		for _, ip := range ips[1:] {
+			l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(p)))
+			if err != nil {
+				free = false
+				break
+			}
+			l.Close()
+		}
+		if free {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("no port free on all of %v", ips)
+}
+
+func secret() string {
+	b := make([]byte, 9)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
