@@ -50,9 +50,9 @@ const (
 
 // node is one node of a demo cluster: its daemon and its archive FTP.
 type node struct {
-	name, ip            string
-	index               int
-	dir, volume         string
+	name, ip    string
+	index       int
+	dir, volume string
 	ftp         *ftpserver.Server
 	controlPort int
 	d           *daemon.Daemon
