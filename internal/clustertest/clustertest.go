@@ -263,3 +263,26 @@ func FreePort(t testing.TB, ip string) int {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
 }
+
+// CommonFreePort returns a TCP port free on every ip right now: a cluster's
+// services listen on one port on all of its nodes.
+func CommonFreePort(t testing.TB, ips ...string) int {
+	t.Helper()
+	for range 50 {
+		p := FreePort(t, ips[0])
+		free := true
+		for _, ip := range ips[1:] {
+			ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(p)))
+			if err != nil {
+				free = false
+				break
+			}
+			ln.Close()
+		}
+		if free {
+			return p
+		}
+	}
+	t.Fatalf("no port free on all of %v", ips)
+	return 0
+}

@@ -102,6 +102,14 @@ func (s *Server) URL() string {
 // is missing (fails it when CI=true) and fails it on any other problem.
 func Start(t testing.TB, kind, host string) *Server {
 	t.Helper()
+	return StartPort(t, kind, host, 0)
+}
+
+// StartPort is Start on a given port (0: a free one). A cluster's archive
+// FTP listens on the same port on every node, so tests of several nodes
+// use one port on several addresses.
+func StartPort(t testing.TB, kind, host string, port int) *Server {
+	t.Helper()
 	ip := net.ParseIP(host)
 	if ip == nil || ip.To4() == nil || !ip.IsLoopback() {
 		t.Fatalf("ftptest: host %q is not an IPv4 loopback address", host)
@@ -131,11 +139,13 @@ func Start(t testing.TB, kind, host string) *Server {
 	// probe and the server's bind.
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		s.Port, err = freePort(host)
-		if err != nil {
-			break
+		s.Port = port
+		if port == 0 {
+			if s.Port, err = freePort(host); err != nil {
+				break
+			}
 		}
-		if err = s.start(); err == nil {
+		if err = s.start(); err == nil || port != 0 {
 			break
 		}
 	}
