@@ -649,6 +649,8 @@ type HostKeyError struct {
 	Pinned      int // how many host keys are pinned for Connection
 }
 
+// Error names the connection, the node, the presented key's fingerprint and
+// type, and what the administrator must do.
 func (e *HostKeyError) Error() string {
 	if e.Pinned == 0 {
 		return fmt.Sprintf("tunnel %q: node %s presents host key %s (%s), but no host key is pinned for this connection: "+

@@ -63,5 +63,23 @@
 // Client.DialContext is the dial function for FTP through the tunnel (see
 // its doc for the jlaffaye/ftp pitfalls it absorbs: the 0.0.0.0 data host,
 // no deadlines on channels, io.EOF from Close, and the idle watchdog that
-// replaces jlaffaye's shut timeout).
+// replaces jlaffaye's shut timeout). Closing an x/crypto/ssh channel does
+// not wake a Read or Write blocked on it, so tunnelled connections move
+// their channel I/O into pump goroutines: Close and the watchdog then cut a
+// blocked call at once. When the SSH connection breaks, x/crypto/ssh ends
+// every channel with a plain io.EOF; the tunnel reports ErrConnectionLost
+// instead, so a truncated RETR never looks complete, and the server resets
+// (rather than half-closes) the archive FTP side, so a truncated STOR is
+// aborted by the FTP server rather than completed.
+//
+// # Ciphers, window, connections
+//
+// Both roles prefer aes128-gcm@openssh.com (then aes256-gcm, chacha20-poly1305,
+// aes-ctr), chosen by measurement (TUNNEL_MEASURE=1 go test -run
+// TestMeasureThroughput): with AES-NI it costs about 6 CPU seconds per GiB
+// through client and server together, like OpenSSH's ssh -L to sshd with
+// the same cipher, while Go's chacha20-poly1305 costs about 9. The channel
+// window is fixed by x/crypto/ssh (2 MiB) and cannot be tuned through its
+// API. Four streams over two SSH connections were not measurably faster
+// than over one, so all tunnelled connections share one SSH connection.
 package tunnel
