@@ -286,3 +286,35 @@ func CommonFreePort(t testing.TB, ips ...string) int {
 	t.Fatalf("no port free on all of %v", ips)
 	return 0
 }
+
+// CheckNoSecrets fails t when the node's output or plugin log holds one of
+// secrets, a line of one of its private keys (under state/ssh and
+// state/tls), or a PEM private key header.
+func (n *Node) CheckNoSecrets(t testing.TB, secrets ...string) {
+	t.Helper()
+	logs := n.Output()
+	if b, err := os.ReadFile(filepath.Join(n.Dir, "state", "log", "plugin.log")); err == nil {
+		logs += string(b)
+	}
+	for _, s := range append(secrets, Password, "PRIVATE KEY") {
+		if s != "" && strings.Contains(logs, s) {
+			t.Errorf("%s logged a secret (%.6s…)", n.Name, s)
+		}
+	}
+	filepath.WalkDir(filepath.Join(n.Dir, "state"), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil || !bytes.Contains(b, []byte("PRIVATE KEY")) {
+			return nil
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if len(line) >= 32 && !strings.HasPrefix(line, "-----") && strings.Contains(logs, line) {
+				t.Errorf("%s logged key material of %s", n.Name, p)
+				break
+			}
+		}
+		return nil
+	})
+}

@@ -64,13 +64,7 @@ func TestAdminScripts(t *testing.T) {
 		t.Fatal("the admin flow did not finish")
 	}
 	for _, n := range append(source.Nodes, dest.Nodes...) {
-		if strings.Contains(n.Output(), "ftp-pw") || strings.Contains(n.Output(), clustertest.Password) {
-			t.Errorf("%s logged a password:\n%s", n.Name, n.Output())
-		}
-		log, _ := os.ReadFile(filepath.Join(n.Dir, "state", "log", "plugin.log"))
-		if strings.Contains(string(log), "ftp-pw") || strings.Contains(string(log), "PRIVATE KEY") {
-			t.Errorf("%s's plugin log holds a secret", n.Name)
-		}
+		n.CheckNoSecrets(t, "ftp-pw")
 	}
 
 	source.Nodes[2].Stop()

@@ -204,4 +204,7 @@ func TestWholeClusterConverges(t *testing.T) {
 		}
 	}
 	t.Logf("watcher: %d destination files observed, %d partial", len(seen), partial)
+	for _, n := range append(source.Nodes, dest.Nodes...) {
+		n.CheckNoSecrets(t, srcFTP[0].Password, dstFTP[0].Password)
+	}
 }

@@ -92,4 +92,7 @@ func TestTunnelFailoverAndKilledServer(t *testing.T) {
 	if !bytes.Equal(got, data) {
 		t.Errorf("the copy differs from the source (%d bytes, want %d)", len(got), len(data))
 	}
+	for _, n := range append(source.Nodes, dest.Nodes...) {
+		n.CheckNoSecrets(t, srcFTP.Password, dstFTP.Password)
+	}
 }
