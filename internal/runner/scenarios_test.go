@@ -1,15 +1,18 @@
 package runner
 
 import (
+	"cmp"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -31,20 +34,27 @@ const (
 // env is a source and a destination archive volume, each behind a fault
 // proxy, and a direct (SSH = none) connection between them.
 type env struct {
-	t                  *testing.T
+	t                  testing.TB
 	src, dst           *ftptest.Server
-	srcProxy, dstProxy *faultproxy.Proxy
+	srcProxy, dstProxy *faultproxy.Proxy // nil: direct connections
 	stateDir           string
 	extra              string // more connection keys
+	parallel           int    // PARALLEL; 0 means 3
 	event              func(sync.Event)
 }
 
-func newEnv(t *testing.T, kind string) *env {
+func newEnv(t testing.TB, kind string) *env {
+	e := newDirectEnv(t, kind)
+	e.srcProxy = faultproxy.Start(t, faultproxy.FTP, proxyHost, e.src.Addr())
+	e.dstProxy = faultproxy.Start(t, faultproxy.FTP, proxyHost, e.dst.Addr())
+	return e
+}
+
+// newDirectEnv is newEnv without the fault proxies, for benchmarks.
+func newDirectEnv(t testing.TB, kind string) *env {
 	e := &env{t: t, stateDir: t.TempDir()}
 	e.src = ftptest.Start(t, kind, srcHost)
 	e.dst = ftptest.Start(t, kind, dstHost)
-	e.srcProxy = faultproxy.Start(t, faultproxy.FTP, proxyHost, e.src.Addr())
-	e.dstProxy = faultproxy.Start(t, faultproxy.FTP, proxyHost, e.dst.Addr())
 	return e
 }
 
@@ -53,24 +63,30 @@ func (e *env) dstDir() string { return filepath.Join(e.dst.Dir, e.dst.Volume) }
 
 func (e *env) runner() *Runner {
 	e.t.Helper()
+	srcHostPort, dstHostPort := e.src.Host+":"+strconv.Itoa(e.src.Port), e.dst.Host+":"+strconv.Itoa(e.dst.Port)
+	if e.srcProxy != nil {
+		srcHostPort, dstHostPort = e.srcProxy.Addr(), e.dstProxy.Addr()
+	}
+	srcIP, srcPort, _ := net.SplitHostPort(srcHostPort)
+	dstIP, dstPort, _ := net.SplitHostPort(dstHostPort)
 	cfg := fmt.Sprintf(`Conn1
 {
 DATABASE_NAME = DB
 START_CYCLE = @every 1m
-LOCAL_URL = ftp://%s:%s@%%s:%d/%s
-REMOTE_URL = ftp://%s:%s@%%s:%d/%s
+LOCAL_URL = ftp://%s:%s@%%s:%s/%s
+REMOTE_URL = ftp://%s:%s@%%s:%s/%s
 REMOTE_NODES = %s
 SSH = none
 SETTLE_TIME = 30s
-PARALLEL = 3
+PARALLEL = %d
 %s}
-`, e.src.User, e.src.Password, e.srcProxy.Port(), e.src.Volume,
-		e.dst.User, e.dst.Password, e.dstProxy.Port(), e.dst.Volume, proxyHost, e.extra)
+`, e.src.User, e.src.Password, srcPort, e.src.Volume,
+		e.dst.User, e.dst.Password, dstPort, e.dst.Volume, dstIP, cmp.Or(e.parallel, 3), e.extra)
 	conns, err := config.ParseConnections("test.cfg", []byte(cfg))
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	s := &config.Settings{Node: config.Node{Name: "n0011", IP: proxyHost, Index: 0}, StateDir: e.stateDir, FTPDefaultPort: 2021}
+	s := &config.Settings{Node: config.Node{Name: "n0011", IP: srcIP, Index: 0}, StateDir: e.stateDir, FTPDefaultPort: 2021}
 	return &Runner{Settings: s, Conn: conns[0], Event: e.event, ConnectTimeout: 5 * time.Second}
 }
 
@@ -125,7 +141,7 @@ func (e *env) set(id, level, files, size int) {
 }
 
 // sums is the md5 of every file under dir/DB, keyed by relative path.
-func sums(t *testing.T, dir string) map[string]string {
+func sums(t testing.TB, dir string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	root := filepath.Join(dir, "DB")
