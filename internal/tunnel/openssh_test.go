@@ -352,6 +352,7 @@ func TestOpenSSHClientRefusals(t *testing.T) {
 }
 
 func TestClientRefusesChangedOpenSSHHostKey(t *testing.T) {
+	fs := startFTP(t, ipFTP) // also creates the login user sshd needs
 	ks := newStoreTB(t, "n0011")
 	line, err := ks.ClientKeyLine("C1", "")
 	if err != nil {
@@ -383,13 +384,9 @@ func TestClientRefusesChangedOpenSSHHostKey(t *testing.T) {
 	if _, err := ks.Upload([]byte(pinLine(changed.HostPub, "C1", "n0021"))); err != nil {
 		t.Fatal(err)
 	}
-	target := listenOn(t, ipFTP)
-	defer target.Close()
-	conn, err := c.DialContext(context.Background(), "tcp", target.Addr().String())
-	if err != nil {
-		t.Fatalf("after pinning: %v\nsshd: %s", err, changed.Log.String())
-	}
-	conn.Close()
+	f := dialFTP(t, c.DialContext, fs.Addr(), fs)
+	defer f.Quit()
+	ftpRoundTrip(t, f, fs, "pinned.bin", randomData(t, 64<<10))
 }
 
 func fingerprintOfLine(t *testing.T, line string) string {

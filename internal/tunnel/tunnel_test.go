@@ -730,12 +730,15 @@ func TestShutdownWaitsForTunnels(t *testing.T) {
 	go func() { done <- s.Shutdown(context.Background()) }()
 	// New connections are refused at once; the idle SSH connection is
 	// closed, the busy one keeps working until its tunnel closes.
-	time.Sleep(200 * time.Millisecond)
-	if _, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
-		t.Error("listener still accepting during shutdown")
+	deadline := time.Now().Add(5 * time.Second)
+	for idle.Node() != "" && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
 	}
 	if idle.Node() != "" {
 		t.Error("idle SSH connection not closed")
+	}
+	if _, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+		t.Error("listener still accepting during shutdown")
 	}
 	conn.Write([]byte("still here"))
 	got := make([]byte, 10)
@@ -767,16 +770,18 @@ func TestServerConnectionCap(t *testing.T) {
 		cfg.MaxConns = 2
 		cfg.HandshakeTimeout = 5 * time.Second
 	})
-	var held []net.Conn
 	for i := 0; i < 2; i++ {
 		c, err := net.Dial("tcp", srv.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		held = append(held, c)
+		// The server's version banner: the connection is being served.
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if b, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.HasPrefix(b, "SSH-2.0-") {
+			t.Fatalf("connection %d: %q %v", i, b, err)
+		}
 	}
-	time.Sleep(100 * time.Millisecond)
 	c, err := net.Dial("tcp", srv.Addr)
 	if err != nil {
 		t.Fatal(err)
@@ -787,5 +792,4 @@ func TestServerConnectionCap(t *testing.T) {
 		t.Fatalf("third connection got %d bytes; want it closed", n)
 	}
 	srv.Log.waitFor(t, time.Second, "too many connections")
-	_ = held
 }
