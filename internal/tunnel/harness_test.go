@@ -24,29 +24,27 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"backupsync/internal/ftptest"
+	"backupsync/internal/sshtest"
 
 	"github.com/jlaffaye/ftp"
 )
 
 const (
-	ipFTP      = "127.0.3.1"
-	ipServer   = "127.0.3.2"
-	ipSSHD     = "127.0.3.3"
-	ipLocal    = "127.0.3.4"
-	ipDead     = "127.0.3.5"
-	ipServer2  = "127.0.3.6"
-	ipProxy    = "127.0.3.7"
-	ipOther    = "127.0.3.8"
-	ipLeak     = "127.0.3.9"
-	sshdBinary = "/usr/sbin/sshd"
+	ipFTP     = "127.0.3.1"
+	ipServer  = "127.0.3.2"
+	ipSSHD    = "127.0.3.3"
+	ipLocal   = "127.0.3.4"
+	ipDead    = "127.0.3.5"
+	ipServer2 = "127.0.3.6"
+	ipProxy   = "127.0.3.7"
+	ipOther   = "127.0.3.8"
+	ipLeak    = "127.0.3.9"
 )
 
 // needBinary skips the test when a binary is missing, or fails it under CI.
@@ -310,163 +308,24 @@ func ftpRoundTrip(t testing.TB, c *ftp.ServerConn, srv *ftptest.Server, name str
 	}
 }
 
-// sshdProc is an OpenSSH sshd started by the test from its own config.
+// sshdProc is OpenSSH's sshd (internal/sshtest) with its log captured.
 type sshdProc struct {
-	Addr    string
-	dir     string
-	conf    string
-	HostPub string // host public key, "ssh-ed25519 AAAA… comment"
-	Log     *logBuf
-	cmd     *exec.Cmd
-	done    chan struct{}
+	*sshtest.SSHD
+	Log *logBuf
 }
 
 // startSSHD starts sshd on host at a free port with authorizedKeys as its
 // only authorized keys file and a fresh ed25519 host key.
 func startSSHD(t testing.TB, host, authorizedKeys string) *sshdProc {
 	t.Helper()
-	needBinary(t, sshdBinary)
-	keygen := needBinary(t, "ssh-keygen")
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("sshd tests need root (CI=true)")
-		}
-		t.Skip("sshd tests need root")
-	}
-	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	hostKey := filepath.Join(dir, "ssh_host_ed25519_key")
-	if out, err := exec.Command(keygen, "-q", "-t", "ed25519", "-N", "", "-C", "sshd-test", "-f", hostKey).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen: %v: %s", err, out)
-	}
-	pub, err := os.ReadFile(hostKey + ".pub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// sshd reads authorized_keys as the login user (not root): make it
-	// and the directories above it readable (public keys only).
-	ak := filepath.Join(dir, "authorized_keys")
-	if err := os.WriteFile(ak, []byte(authorizedKeys), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(dir, 0o755)
-	os.Chmod(filepath.Dir(dir), 0o755)
-	port := freePort(t, host)
-	conf := filepath.Join(dir, "sshd_config")
-	text := strings.Join([]string{
-		"ListenAddress " + net.JoinHostPort(host, strconv.Itoa(port)),
-		"HostKey " + hostKey,
-		"PidFile " + filepath.Join(dir, "sshd.pid"),
-		"AuthorizedKeysFile " + ak,
-		"UsePAM no",
-		"StrictModes no",
-		"PasswordAuthentication no",
-		"KbdInteractiveAuthentication no",
-		"PermitRootLogin prohibit-password",
-		"AllowTcpForwarding yes",
-		"MaxStartups 100",
-		"LogLevel VERBOSE",
-		"",
-	}, "\n")
-	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := &sshdProc{Addr: net.JoinHostPort(host, strconv.Itoa(port)), dir: dir, conf: conf, HostPub: strings.TrimSpace(string(pub)), Log: &logBuf{}}
-	s.start(t)
-	t.Cleanup(s.stop)
-	return s
+	l := &logBuf{}
+	return &sshdProc{SSHD: sshtest.Start(t, host, authorizedKeys, l), Log: l}
 }
 
-func (s *sshdProc) start(t testing.TB) {
-	t.Helper()
-	cmd := exec.Command(sshdBinary, "-f", s.conf, "-D", "-e")
-	cmd.Stdout = s.Log
-	cmd.Stderr = s.Log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start sshd: %v", err)
-	}
-	s.cmd = cmd
-	s.done = make(chan struct{})
-	go func() { cmd.Wait(); close(s.done) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", s.Addr, time.Second)
-		if err == nil {
-			c.SetDeadline(time.Now().Add(2 * time.Second))
-			b := make([]byte, 8)
-			_, err = io.ReadFull(c, b)
-			c.Close()
-			if err == nil && string(b) == "SSH-2.0-" {
-				return
-			}
-		}
-		select {
-		case <-s.done:
-			t.Fatalf("sshd exited: %s", s.Log.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			s.stop()
-			t.Fatalf("sshd not ready on %s: %v; log: %s", s.Addr, err, s.Log.String())
-		}
-		time.Sleep(30 * time.Millisecond)
-	}
-}
+func (s *sshdProc) start(t testing.TB) { s.SSHD.Start(t) }
+func (s *sshdProc) stop()              { s.SSHD.Stop() }
 
-// stop kills sshd and every session process it forked, and waits.
-func (s *sshdProc) stop() {
-	if s.cmd == nil {
-		return
-	}
-	pid := s.cmd.Process.Pid
-	for _, d := range descendants(pid) {
-		syscall.Kill(d, syscall.SIGKILL)
-	}
-	syscall.Kill(-pid, syscall.SIGKILL)
-	s.cmd.Process.Kill()
-	<-s.done
-	s.cmd = nil
-}
-
-// descendants lists the live processes below pid.
-func descendants(pid int) []int {
-	ents, _ := os.ReadDir("/proc")
-	parent := map[int]int{}
-	for _, e := range ents {
-		n, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 2 {
-			continue
-		}
-		if pp, err := strconv.Atoi(f[1]); err == nil {
-			parent[n] = pp
-		}
-	}
-	var out []int
-	for n := range parent {
-		for a, hops := parent[n], 0; a > 1 && hops < 64; a, hops = parent[a], hops+1 {
-			if a == pid {
-				out = append(out, n)
-				break
-			}
-		}
-	}
-	return out
-}
+var descendants = sshtest.Descendants
 
 // sshCmd runs OpenSSH's ssh (or sftp) with a clean configuration.
 type sshArgs struct {
