@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"backupsync/internal/freeport"
 )
 
 // User and Password log in to every test cluster's control plane.
@@ -256,35 +258,22 @@ func (n *Node) Output() string {
 // FreePort returns a TCP port free on ip right now.
 func FreePort(t testing.TB, ip string) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	p, err := freeport.On(ip)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // CommonFreePort returns a TCP port free on every ip right now: a cluster's
 // services listen on one port on all of its nodes.
 func CommonFreePort(t testing.TB, ips ...string) int {
 	t.Helper()
-	for range 50 {
-		p := FreePort(t, ips[0])
-		free := true
-		for _, ip := range ips[1:] {
-			ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(p)))
-			if err != nil {
-				free = false
-				break
-			}
-			ln.Close()
-		}
-		if free {
-			return p
-		}
+	p, err := freeport.Common(ips...)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no port free on all of %v", ips)
-	return 0
+	return p
 }
 
 // CheckNoSecrets fails t when the node's output or plugin log holds one of

@@ -17,7 +17,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	gosync "sync"
 	"sync/atomic"
@@ -29,6 +28,7 @@ import (
 	"backupsync/internal/config"
 	"backupsync/internal/ctl"
 	"backupsync/internal/daemon"
+	"backupsync/internal/freeport"
 	"backupsync/internal/ftpserver"
 	"backupsync/internal/sync"
 )
@@ -79,7 +79,7 @@ func Run(ctx context.Context, opt Options) error {
 	// A cluster's archive FTP listens on one port on every node, as
 	// Exasol's does, so that one URL serves them all.
 	for _, cl := range [][]*node{src, dst} {
-		ftpPort, err := commonFreePort(cl[0].ip, cl[1].ip)
+		ftpPort, err := freeport.Common(cl[0].ip, cl[1].ip)
 		if err != nil {
 			return fmt.Errorf("demo needs the loopback addresses 127.0.41.x and 127.0.42.x: %w", err)
 		}
@@ -110,7 +110,7 @@ func Run(ctx context.Context, opt Options) error {
 	if err != nil {
 		return err
 	}
-	sshPort, err := commonFreePort(dst[0].ip, dst[1].ip)
+	sshPort, err := freeport.Common(dst[0].ip, dst[1].ip)
 	if err != nil {
 		return err
 	}
@@ -122,7 +122,7 @@ func Run(ctx context.Context, opt Options) error {
 	}()
 	for _, cl := range [][]*node{src, dst} {
 		for _, n := range cl {
-			if n.controlPort, err = commonFreePort(n.ip); err != nil {
+			if n.controlPort, err = freeport.Common(n.ip); err != nil {
 				return err
 			}
 		}
@@ -367,31 +367,6 @@ func controlURL(n *node, pw string) string {
 func port(addr string) string {
 	_, p, _ := net.SplitHostPort(addr)
 	return p
-}
-
-// commonFreePort finds a TCP port free on every ip.
-func commonFreePort(ips ...string) (int, error) {
-	for range 50 {
-		ln, err := net.Listen("tcp", net.JoinHostPort(ips[0], "0"))
-		if err != nil {
-			return 0, err
-		}
-		p := ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		free := true
-		for _, ip := range ips[1:] {
-			l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(p)))
-			if err != nil {
-				free = false
-				break
-			}
-			l.Close()
-		}
-		if free {
-			return p, nil
-		}
-	}
-	return 0, fmt.Errorf("no port free on all of %v", ips)
 }
 
 func secret() string {

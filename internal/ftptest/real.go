@@ -1,6 +1,7 @@
 package ftptest
 
 import (
+	"backupsync/internal/proctree"
 	"bytes"
 	"errors"
 	"fmt"
@@ -157,7 +158,7 @@ func (p *process) stop() {
 	// Freeze the server so it forks no new session while we collect them.
 	_ = syscall.Kill(pid, syscall.SIGSTOP)
 	for i := 0; i < 50; i++ {
-		kids := descendants(pid)
+		kids := proctree.Descendants(pid)
 		if len(kids) == 0 {
 			break
 		}
@@ -169,47 +170,6 @@ func (p *process) stop() {
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
 	_ = syscall.Kill(pid, syscall.SIGKILL)
 	<-p.done
-}
-
-// descendants lists the live descendants of pid, read from /proc.
-func descendants(pid int) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	parent := map[int]int{}
-	for _, e := range ents {
-		n, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 2 || f[0] == "Z" {
-			continue
-		}
-		if pp, err := strconv.Atoi(f[1]); err == nil {
-			parent[n] = pp
-		}
-	}
-	var out []int
-	for n := range parent {
-		for a, hops := parent[n], 0; a > 1 && hops < 64; a, hops = parent[a], hops+1 {
-			if a == pid {
-				out = append(out, n)
-				break
-			}
-		}
-	}
-	return out
 }
 
 // startReal writes the server's configuration into s.confDir, starts it in

@@ -3,7 +3,7 @@
 package sshtest
 
 import (
-	"bytes"
+	"backupsync/internal/proctree"
 	"io"
 	"net"
 	"os"
@@ -19,8 +19,9 @@ import (
 // Binary is where Debian's openssh-server installs sshd.
 const Binary = "/usr/sbin/sshd"
 
-// need skips the test when a binary is missing, or fails it under CI.
-func need(t testing.TB, name string) string {
+// Need skips the test when a binary is missing, or fails it under CI, and
+// returns its path.
+func Need(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
@@ -59,8 +60,8 @@ type SSHD struct {
 // sshd with t.Cleanup.
 func Start(t testing.TB, host, authorizedKeys string, log io.Writer) *SSHD {
 	t.Helper()
-	need(t, Binary)
-	keygen := need(t, "ssh-keygen")
+	Need(t, Binary)
+	keygen := Need(t, "ssh-keygen")
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("sshd tests need root (CI=true)")
@@ -157,48 +158,11 @@ func (s *SSHD) Stop() {
 		return
 	}
 	pid := s.cmd.Process.Pid
-	for _, d := range Descendants(pid) {
+	for _, d := range proctree.Descendants(pid) {
 		syscall.Kill(d, syscall.SIGKILL)
 	}
 	syscall.Kill(-pid, syscall.SIGKILL)
 	s.cmd.Process.Kill()
 	<-s.done
 	s.cmd = nil
-}
-
-// Descendants lists the live processes below pid.
-func Descendants(pid int) []int {
-	ents, _ := os.ReadDir("/proc")
-	parent := map[int]int{}
-	for _, e := range ents {
-		n, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 2 {
-			continue
-		}
-		if pp, err := strconv.Atoi(f[1]); err == nil {
-			parent[n] = pp
-		}
-	}
-	var out []int
-	for n := range parent {
-		for a, hops := parent[n], 0; a > 1 && hops < 64; a, hops = parent[a], hops+1 {
-			if a == pid {
-				out = append(out, n)
-				break
-			}
-		}
-	}
-	return out
 }

@@ -22,7 +22,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -30,6 +29,7 @@ import (
 	"time"
 
 	"backupsync/internal/ftptest"
+	"backupsync/internal/proctree"
 	"backupsync/internal/sshtest"
 
 	"github.com/jlaffaye/ftp"
@@ -48,17 +48,7 @@ const (
 )
 
 // needBinary skips the test when a binary is missing, or fails it under CI.
-func needBinary(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not found (CI=true): %v", name, err)
-		}
-		t.Skipf("%s not found: %v", name, err)
-	}
-	return p
-}
+var needBinary = sshtest.Need
 
 // logBuf captures a component's log for assertions.
 type logBuf struct {
@@ -325,7 +315,7 @@ func startSSHD(t testing.TB, host, authorizedKeys string) *sshdProc {
 func (s *sshdProc) start(t testing.TB) { s.SSHD.Start(t) }
 func (s *sshdProc) stop()              { s.SSHD.Stop() }
 
-var descendants = sshtest.Descendants
+var descendants = proctree.Descendants
 
 // sshCmd runs OpenSSH's ssh (or sftp) with a clean configuration.
 type sshArgs struct {
