@@ -143,6 +143,12 @@ func TestForwardingReachesThePeersOwnNode(t *testing.T) {
 	if err != nil || got[0] != int64(0) || got[1] != "not installed" {
 		t.Errorf("forwarded STATUS: %v, %v", got, err)
 	}
+	// An empty output comes back as "", not None.
+	call(t, front.URL, "callPlugin", "Administration.BackupSync-1", "n0011", "INSTALL", "")
+	got, err = call(t, front.URL, "callPlugin", "Administration.BackupSync-1", "n0011", "GETLOG", "")
+	if err != nil || len(got) != 2 || got[0] != int64(0) || got[1] != "" {
+		t.Errorf("forwarded GETLOG of an empty log: %#v, %v", got, err)
+	}
 	// A forwarded call is never forwarded again.
 	if _, err := call(t, peer.URL, localMethod, "Administration.BackupSync-1", "n0099", "STATUS", ""); err == nil {
 		t.Error("callLocal for another node was accepted")

@@ -39,7 +39,13 @@ const localMethod = "backupsync.callLocal"
 
 // Handler returns the XML-RPC handler of the surface (unauthenticated:
 // wrap it with RequireLogin).
-func (s *Surface) Handler() http.Handler {
+func (s *Surface) Handler() http.Handler { return s.Server() }
+
+// Server returns the surface's XML-RPC server, so that the daemon can
+// register another dialect's methods (ConfD's job_exec) on the same
+// endpoint before it serves. It is unauthenticated: wrap it with
+// RequireLogin.
+func (s *Surface) Server() *xmlrpc.Server {
 	srv := &xmlrpc.Server{
 		Logger: s.Logger,
 		UnknownMethod: func(m string) *xmlrpc.Fault {
@@ -134,7 +140,27 @@ func (s *Surface) callPlugin(ctx context.Context, params []any, forward bool) (a
 	if !forward {
 		return nil, xmlrpc.ZopeFault("node %q is not this daemon (%s): check the cluster settings", node, s.Self)
 	}
-	return s.forward(ctx, peer, params[0].(string), verb, arg)
+	r, err := s.forward(ctx, peer, params[0].(string), verb, arg)
+	if err != nil {
+		return nil, err
+	}
+	return []any{r.Code, r.Output}, nil
+}
+
+// CallNode runs a plugin verb on the named node of the cluster: on this
+// daemon, or forwarded to the node's daemon as callPlugin forwards it, with
+// the same answers (an unreachable node is [256, "<node> unreachable: …"]
+// within ForwardTimeout). The error is an unknown verb or node, or the
+// peer's fault.
+func (s *Surface) CallNode(ctx context.Context, node, verb, arg string) (plugin.Result, error) {
+	if node == s.Self {
+		return s.Local.Call(ctx, verb, arg)
+	}
+	peer, ok := s.peer(node)
+	if !ok {
+		return plugin.Result{}, fmt.Errorf("unknown node %q: this cluster has %s", node, strings.Join(s.names(), ", "))
+	}
+	return s.forward(ctx, peer, s.pluginName(), verb, arg)
 }
 
 func (s *Surface) peer(name string) (Peer, bool) {
@@ -154,34 +180,52 @@ func (s *Surface) names() []string {
 	return out
 }
 
-// forward runs the verb on peer. A peer that cannot be reached answers
-// [256, "<node> unreachable: …"] within ForwardTimeout.
-func (s *Surface) forward(ctx context.Context, peer Peer, pluginName, verb, arg string) (any, error) {
-	timeout := s.ForwardTimeout
+// Dial returns a client of peer's daemon that logs in as the cluster's
+// PeerUser and verifies the peer's pinned certificate (any certificate
+// when none is pinned). timeout 0 means ForwardTimeout.
+func (s *Surface) Dial(peer Peer, timeout time.Duration) (*xmlrpc.Client, error) {
+	if timeout == 0 {
+		timeout = s.ForwardTimeout
+	}
 	if timeout == 0 {
 		timeout = 5 * time.Second
 	}
-	c, err := xmlrpc.NewClient(peer.URL, xmlrpc.ClientOptions{
+	return xmlrpc.NewClient(peer.URL, xmlrpc.ClientOptions{
 		Username: s.PeerUser, Password: s.PeerPassword, Timeout: timeout,
 		Insecure: peer.Fingerprint == "", Fingerprint: peer.Fingerprint,
 	})
+}
+
+// forward runs the verb on peer. A peer that cannot be reached answers
+// [256, "<node> unreachable: …"] within ForwardTimeout; the error is the
+// peer's fault.
+func (s *Surface) forward(ctx context.Context, peer Peer, pluginName, verb, arg string) (plugin.Result, error) {
+	c, err := s.Dial(peer, 0)
 	if err != nil {
-		return []any{plugin.CodeFailed, fmt.Sprintf("%s unreachable: %v", peer.Name, err)}, nil
+		return plugin.Result{Code: plugin.CodeFailed, Output: fmt.Sprintf("%s unreachable: %v", peer.Name, err)}, nil
 	}
 	defer c.Close()
-	var reply []any
-	err = c.Call(ctx, localMethod, &reply, pluginName, peer.Name, verb, arg)
+	// Decoded by this package's decoder (a *any): kolo's reflection would
+	// turn an empty <string></string> output into nil.
+	var answer any
+	err = c.Call(ctx, localMethod, &answer, pluginName, peer.Name, verb, arg)
+	reply, _ := answer.([]any)
 	var fault *xmlrpc.Fault
 	switch {
 	case errors.As(err, &fault):
-		return nil, fault // the peer's answer, e.g. an unknown verb
+		return plugin.Result{}, fault // the peer's answer, e.g. an unknown verb
 	case err != nil:
 		if s.Logger != nil {
 			s.Logger.Warn("node unreachable", "node", peer.Name, "error", err)
 		}
-		return []any{plugin.CodeFailed, fmt.Sprintf("%s unreachable: %v", peer.Name, err)}, nil
+		return plugin.Result{Code: plugin.CodeFailed, Output: fmt.Sprintf("%s unreachable: %v", peer.Name, err)}, nil
 	case len(reply) != 2:
-		return []any{plugin.CodeFailed, fmt.Sprintf("%s answered %d values, want [code, output]", peer.Name, len(reply))}, nil
+		return plugin.Result{Code: plugin.CodeFailed, Output: fmt.Sprintf("%s answered %d values, want [code, output]", peer.Name, len(reply))}, nil
 	}
-	return reply, nil
+	code, ok1 := reply[0].(int64)
+	out, ok2 := reply[1].(string)
+	if !ok1 || !ok2 {
+		return plugin.Result{Code: plugin.CodeFailed, Output: fmt.Sprintf("%s answered [%s, %s], want [int, string]", peer.Name, xmlrpc.TypeName(reply[0]), xmlrpc.TypeName(reply[1]))}, nil
+	}
+	return plugin.Result{Code: int(code), Output: out}, nil
 }

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"backupsync/internal/confd"
 	"backupsync/internal/config"
 	"backupsync/internal/control"
 	"backupsync/internal/logfile"
@@ -31,6 +32,7 @@ import (
 	"backupsync/internal/sync"
 	"backupsync/internal/tunnel"
 	"backupsync/internal/version"
+	"backupsync/internal/xmlrpc"
 )
 
 // DefaultControlPort is the HTTPS port of the control plane when the
@@ -146,9 +148,21 @@ func (d *Daemon) listen() error {
 	if len(surface.Nodes) == 0 {
 		surface.Nodes = []control.Peer{{Name: s.Node.Name}}
 	}
+	// One XML-RPC server answers both dialects: EXAoperation's plugin
+	// surface and ConfD's jobs.
+	srv := surface.Server()
+	jobs := &confd.Service{Surface: surface, Logger: d.Logger}
+	for _, u := range x.Users {
+		jobs.Users = append(jobs.Users, u.Name)
+	}
+	jobs.Register(srv)
+	srv.UnknownMethod = func(m string) *xmlrpc.Fault {
+		return xmlrpc.ZopeFault("unknown method %q: the plugin surface has showPluginList, getNodeList, showPluginFunctions and callPlugin; "+
+			"the ConfD dialect job_exec, job_list, job_help and job_desc", m)
+	}
 	mux := http.NewServeMux()
-	api := control.RequireLogin(users, surface.Handler())
-	mux.Handle("/", api) // EXAoperation's /cluster1/ and anything else
+	mux.Handle("/", control.RequireLogin(users, srv)) // EXAoperation's /cluster1/, ConfD's / and /RPC2, anything else
+	mux.Handle("/master", jobs.MasterHandler())       // ConfD's: no login, as there
 	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(d.Logger.Handler(), slog.LevelDebug)}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

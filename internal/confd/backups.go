@@ -1,0 +1,428 @@
+package confd
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"backupsync/internal/archive"
+	"backupsync/internal/config"
+	"backupsync/internal/control"
+)
+
+// stampName is the entry Exasol writes into a backup's node directory,
+// named after the backup's start: backup_YYYYMMDDHHMM.
+var stampName = regexp.MustCompile(`^backup_([0-9]{12})$`)
+
+// part is one node's part (node_<index>) of one backup set on one volume.
+type part struct {
+	volume    string
+	id, level int
+	files     int
+	bytes     int64
+	entry     string // "backup_202007071405", or ""
+	latest    int64  // newest file's modification time, Unix seconds
+	sync      int    // syncYes, syncNo, syncUnknown (or syncUnchecked)
+	sizes     map[string]int64
+}
+
+func (p *part) toMap() map[string]any {
+	m := map[string]any{"volume": p.volume, "id": p.id, "level": p.level, "files": p.files,
+		"bytes": p.bytes, "entry": p.entry, "latest": p.latest}
+	switch p.sync {
+	case syncYes:
+		m["synced"] = true
+	case syncNo:
+		m["synced"] = false
+	}
+	return m
+}
+
+func partFromMap(m map[string]any) part {
+	p := part{}
+	p.volume, _ = m["volume"].(string)
+	p.entry, _ = m["entry"].(string)
+	id, _ := m["id"].(int64)
+	level, _ := m["level"].(int64)
+	files, _ := m["files"].(int64)
+	p.id, p.level, p.files = int(id), int(level), int(files)
+	p.bytes, _ = m["bytes"].(int64)
+	p.latest, _ = m["latest"].(int64)
+	p.sync = syncUnknown
+	if b, ok := m["synced"].(bool); ok {
+		p.sync = map[bool]int{true: syncYes, false: syncNo}[b]
+	}
+	return p
+}
+
+// parts groups a listing of node_<index> into sets.
+func parts(volume, db string, index int, l archive.Listing) map[int]*part {
+	sets := map[int]*part{}
+	nodeDir := "node_" + strconv.Itoa(index)
+	get := func(segs []string) *part {
+		if len(segs) < 4 || segs[0] != db || segs[3] != nodeDir {
+			return nil
+		}
+		id, err1 := strconv.Atoi(strings.TrimPrefix(segs[1], "id_"))
+		level, err2 := strconv.Atoi(strings.TrimPrefix(segs[2], "level_"))
+		if err1 != nil || err2 != nil || !strings.HasPrefix(segs[1], "id_") || !strings.HasPrefix(segs[2], "level_") {
+			return nil
+		}
+		p := sets[id]
+		if p == nil {
+			p = &part{volume: volume, id: id, level: level, sizes: map[string]int64{}}
+			sets[id] = p
+		}
+		if len(segs) > 4 && stampName.MatchString(segs[4]) && (p.entry == "" || segs[4] < p.entry) {
+			p.entry = segs[4]
+		}
+		return p
+	}
+	for _, d := range l.Dirs {
+		get(strings.Split(d, "/"))
+	}
+	for _, f := range l.Files {
+		p := get(strings.SplitN(f.Path, "/", 5))
+		if p == nil {
+			continue
+		}
+		if _, temp := archive.IsTemp(f.Path); temp {
+			continue // ours, left by a copy into this volume: not backup data
+		}
+		p.files++
+		p.bytes += f.Size
+		p.sizes[f.Path] = f.Size
+		if t := f.ModTime.Unix(); t > p.latest {
+			p.latest = t
+		}
+	}
+	return sets
+}
+
+// localBackups lists this node's parts of database db on the local archive
+// volume of every connection that copies db, and checks each part against
+// those connections' destinations.
+func (s *Service) localBackups(ctx context.Context, db string) map[string]any {
+	st := s.Surface.Local.Settings
+	answer := map[string]any{"node": s.Surface.Self, "index": st.Node.Index, "sets": []any{}}
+	conns, err := s.connections()
+	if err != nil {
+		answer["error"] = fmt.Sprintf("the connections file does not load: %v", err)
+		return answer
+	}
+	// The local volumes, each with the connections that copy db from it.
+	type local struct {
+		ep    archive.Endpoint
+		url   config.ArchiveURL
+		conns []config.Connection
+	}
+	var locals []*local
+	for _, c := range copying(conns) {
+		if !strings.EqualFold(c.Database, db) {
+			continue
+		}
+		ep := endpoint(c.LocalURL, st.Node.IP, st.FTPDefaultPort)
+		i := slices.IndexFunc(locals, func(l *local) bool { return l.ep.String() == ep.String() })
+		if i < 0 {
+			locals = append(locals, &local{ep: ep, url: c.LocalURL})
+			i = len(locals) - 1
+		}
+		locals[i].conns = append(locals[i].conns, c)
+	}
+	if len(locals) == 0 {
+		answer["unconfigured"] = true
+		answer["error"] = fmt.Sprintf("no connection on %s copies database %s", s.Surface.Self, db)
+		return answer
+	}
+	var sets []any
+	for _, l := range locals {
+		database := l.conns[0].Database
+		answer["database"] = database
+		v, err := archive.Open(ctx, l.ep, archive.Options{ConnectTimeout: s.ProbeTimeout})
+		if err != nil {
+			answer["error"] = fmt.Sprintf("local archive volume: %v", err)
+			return answer
+		}
+		listing, err := v.ListNode(ctx, database, st.Node.Index)
+		v.Close()
+		if err != nil {
+			answer["error"] = fmt.Sprintf("local archive volume: %v", err)
+			return answer
+		}
+		found := parts(l.url.Volume(), database, st.Node.Index, listing)
+		for _, c := range l.conns {
+			s.checkSynced(ctx, c, found)
+		}
+		for _, id := range sortedKeys(found) {
+			sets = append(sets, found[id].toMap())
+		}
+	}
+	if sets != nil {
+		answer["sets"] = sets
+	}
+	return answer
+}
+
+// checkSynced lists connection c's destination and folds into every part
+// whether the destination holds each of its files under its final name with
+// the same size: false wins over unknown (the destination could not be
+// listed), unknown over true, so that a part is synced only when every
+// connection copying it holds it.
+func (s *Service) checkSynced(ctx context.Context, c config.Connection, found map[int]*part) {
+	index := s.Surface.Local.Settings.Node.Index
+	r, err := s.openRemote(ctx, c)
+	var dst archive.Listing
+	if err == nil {
+		dst, err = r.ListNode(ctx, c.Database, index)
+		r.Close()
+	}
+	if err != nil {
+		s.log().Warn("db_backup_list: destination not listed: synced unknown", "connection", c.Name, "error", err)
+		for _, p := range found {
+			p.fold(syncUnknown)
+		}
+		return
+	}
+	have := map[string]int64{}
+	for _, f := range dst.Files {
+		if _, temp := archive.IsTemp(f.Path); !temp {
+			have[f.Path] = f.Size
+		}
+	}
+	for _, p := range found {
+		state := syncYes
+		if p.files == 0 {
+			state = syncNo
+		}
+		for path, size := range p.sizes {
+			if got, present := have[path]; !present || got != size {
+				state = syncNo
+				break
+			}
+		}
+		p.fold(state)
+	}
+}
+
+// Sync states of a part, ordered so that folding takes the maximum.
+const (
+	syncUnchecked = iota
+	syncYes
+	syncUnknown
+	syncNo
+)
+
+func (p *part) fold(state int) { p.sync = max(p.sync, state) }
+
+func sortedKeys[V any](m map[int]V) []int {
+	keys := make([]int, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// set is one backup set of the cluster: its parts on the nodes.
+type set struct {
+	volume, db string
+	id, level  int
+	parts      map[int]part // by node index
+	dep        *set
+	depMissing bool
+	usable     bool
+	last       bool
+}
+
+func (s *Service) dbBackupList(ctx context.Context, args map[string]any) outcome {
+	db, ok := args["db_name"].(string)
+	if !ok || strings.TrimSpace(db) == "" {
+		return failed(CodeInvalidParam, "parameter 'db_name' must name a database, e.g. 'DB1'")
+	}
+	db = strings.TrimSpace(db)
+	type ans struct {
+		m   map[string]any
+		err error
+	}
+	nodes := s.Surface.Nodes
+	answers := fanOut(ctx, nodes, func(ctx context.Context, p control.Peer) ans {
+		m, err := s.askNode(ctx, p, "backups", map[string]any{"db_name": db}, s.ListTimeout)
+		return ans{m, err}
+	})
+	var problems []string
+	unconfigured := 0
+	sets := map[string]*set{}
+	database := db
+	for i, a := range answers {
+		name := nodes[i].Name
+		if a.err != nil {
+			problems = append(problems, fmt.Sprintf("%s unreachable: %v", name, a.err))
+			continue
+		}
+		if e, _ := a.m["error"].(string); e != "" {
+			if u, _ := a.m["unconfigured"].(bool); u {
+				unconfigured++
+			}
+			problems = append(problems, name+": "+e)
+			continue
+		}
+		if d, _ := a.m["database"].(string); d != "" {
+			database = d
+		}
+		index, _ := a.m["index"].(int64)
+		list, _ := a.m["sets"].([]any)
+		for _, x := range list {
+			pm, _ := x.(map[string]any)
+			p := partFromMap(pm)
+			key := p.volume + "\x00" + strconv.Itoa(p.id)
+			st := sets[key]
+			if st == nil {
+				st = &set{volume: p.volume, id: p.id, level: p.level, parts: map[int]part{}}
+				sets[key] = st
+			}
+			st.parts[int(index)] = p
+		}
+	}
+	if unconfigured == len(nodes) {
+		return failed(CodeFailed, "no connection copies database %s on this cluster: backupsync lists backups on the LOCAL_URL of a connection whose DATABASE_NAME is %s", db, db)
+	}
+	out := backupRows(sets, database, len(problems) == 0)
+	o := outcome{output: out}
+	if len(problems) > 0 {
+		o.code = CodeFailed
+		o.desc = "listing incomplete, sets not seen on every node are marked unusable: " + strings.Join(problems, "; ")
+	}
+	return o
+}
+
+// backupRows turns the cluster's sets into db_backup_list's rows, sorted
+// by volume and backup id. complete says every node answered.
+func backupRows(sets map[string]*set, database string, complete bool) []any {
+	all := make([]*set, 0, len(sets))
+	for _, st := range sets {
+		st.db = database
+		all = append(all, st)
+	}
+	slices.SortFunc(all, func(a, b *set) int {
+		return cmp.Or(cmp.Compare(a.volume, b.volume), cmp.Compare(a.id, b.id))
+	})
+	// The database's node parts: every index any set of its volume has.
+	want := map[string]map[int]bool{}
+	for _, st := range all {
+		if want[st.volume] == nil {
+			want[st.volume] = map[int]bool{}
+		}
+		for i := range st.parts {
+			want[st.volume][i] = true
+		}
+	}
+	// Dependencies: level L builds on the newest level L-1 before it.
+	for i, st := range all {
+		if st.level == 0 {
+			continue
+		}
+		for j := i - 1; j >= 0; j-- {
+			if o := all[j]; o.volume == st.volume && o.level == st.level-1 {
+				st.dep = o
+				break
+			}
+		}
+		st.depMissing = st.dep == nil
+	}
+	for _, st := range all { // in id order: a dependency is decided first
+		st.usable = complete && !st.depMissing && (st.dep == nil || st.dep.usable)
+		for i := range want[st.volume] {
+			if p, ok := st.parts[i]; !ok || p.files == 0 {
+				st.usable = false
+			}
+		}
+		st.last = true
+	}
+	for _, st := range all {
+		if st.dep != nil {
+			st.dep.last = false
+		}
+	}
+	rows := make([]any, 0, len(all))
+	for _, st := range all {
+		rows = append(rows, st.row())
+	}
+	return rows
+}
+
+func (st *set) key() string { return fmt.Sprintf("%s/id_%d/level_%d", st.db, st.id, st.level) }
+
+func (st *set) row() map[string]any {
+	first := -1
+	var bytes, latest int64
+	entry := ""
+	for i, p := range st.parts {
+		bytes += p.bytes
+		latest = max(latest, p.latest)
+		if first < 0 || i < first {
+			first = i
+		}
+	}
+	if p, ok := st.parts[first]; ok {
+		entry = p.entry
+	}
+	path := fmt.Sprintf("%s/node_%d", st.key(), first)
+	ts := ""
+	if m := stampName.FindStringSubmatch(entry); m != nil {
+		path += "/" + entry
+		ts = m[1]
+	} else if latest > 0 {
+		ts = time.Unix(latest, 0).In(time.Local).Format("200601021504")
+	}
+	timestamp := ""
+	if t, err := time.Parse("200601021504", ts); err == nil {
+		timestamp = t.Format("2006-01-02 15:04")
+	}
+	deps := "-"
+	if st.dep != nil {
+		deps = st.dep.key()
+	} else if st.depMissing {
+		deps = fmt.Sprintf("missing: no level_%d backup before it", st.level-1)
+	}
+	var synced any // None: unknown
+	known, all := true, true
+	for _, p := range st.parts {
+		switch p.sync {
+		case syncYes:
+		case syncNo:
+			all = false
+		default:
+			known = false
+		}
+	}
+	switch {
+	case !all:
+		synced = false
+	case known && len(st.parts) > 0:
+		synced = true
+	}
+	return map[string]any{
+		"bid":              st.id,
+		"comment":          "",
+		"dependencies":     deps,
+		"expire":           "",
+		"expire_alterable": st.volume + " " + st.key(),
+		"expired":          false,
+		"id":               st.volume + " " + path + " " + st.db,
+		"last_item":        st.last,
+		"level":            st.level,
+		"path":             path,
+		"system":           st.db,
+		"timestamp":        timestamp,
+		"ts":               ts,
+		"usable":           st.usable,
+		"usage":            fmt.Sprintf("%.3f GiB", float64(bytes)/(1<<30)),
+		"volume":           st.volume,
+		"synced":           synced,
+	}
+}
