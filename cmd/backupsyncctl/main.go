@@ -2,7 +2,8 @@
 // plugin verbs of a cluster's daemons over XML-RPC, as admins' scripts drive
 // the original BackupSync plugin through EXAoperation, runs each verb on all
 // nodes at once and prints one row per node, and pairs two clusters in one
-// command (pair). Run "backupsyncctl help" for the commands and flags.
+// command (pair). --api confd drives the same commands through ConfD's
+// job_exec dialect. Run "backupsyncctl help" for the commands and flags.
 package main
 
 import (
@@ -14,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -72,6 +74,7 @@ type globals struct {
 	json                bool
 	timeout             time.Duration
 	plugin              string
+	api                 string
 	version, help       bool
 	urlFlag             bool // --url was given (pair refuses it)
 }
@@ -87,6 +90,7 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.BoolVar(&g.json, "json", g.json, "")
 	fs.DurationVar(&g.timeout, "timeout", g.timeout, "")
 	fs.StringVar(&g.plugin, "plugin", g.plugin, "")
+	fs.StringVar(&g.api, "api", g.api, "")
 	fs.BoolVar(&g.version, "version", g.version, "")
 	fs.BoolVar(&g.help, "help", g.help, "")
 	fs.BoolVar(&g.help, "h", g.help, "")
@@ -188,6 +192,9 @@ Flags (before or after the command):
   --insecure              accept any certificate (trusted networks only)
   --nodes n0011,n0012     run on these nodes only (default: getNodeList)
   --plugin NAME           plugin to call (default: the first of showPluginList)
+  --api auto|plugin|confd the dialect: EXAoperation's plugin surface (callPlugin) or ConfD's job_exec
+                          (backupsync_<verb> jobs, node_list); auto (default) takes the plugin surface
+                          where the cluster answers it, else ConfD (env BACKUPSYNC_API)
   --timeout 30s           bound on each call
   --json                  machine-readable output
   --version               print the version
@@ -267,6 +274,15 @@ func (a *app) main(args []string) int {
 	if a.g.insecure && a.g.fingerprint != "" {
 		return a.usage("--insecure and --fingerprint exclude each other: a pinned certificate is verified")
 	}
+	if a.g.api == "" {
+		a.g.api = a.getenv("BACKUPSYNC_API")
+	}
+	if a.g.api != "" && !slices.Contains(ctl.APIs, a.g.api) {
+		return a.usage("--api must be one of %s, not %q", strings.Join(ctl.APIs, ", "), a.g.api)
+	}
+	if a.g.api == ctl.APIConfD && a.g.plugin != "" {
+		return a.usage("--plugin names a plugin of the plugin surface; the ConfD dialect (--api confd) has none")
+	}
 	return a.cmd.run(a, pos)
 }
 
@@ -338,7 +354,7 @@ func isFlagValue(fs *flag.FlagSet, args []string, i int) bool {
 // BACKUPSYNC_PASSWORD.
 func (a *app) clusterOptions(rawURL, fingerprint string) ctl.Options {
 	o := ctl.Options{URL: rawURL, Insecure: a.g.insecure, Fingerprint: fingerprint,
-		Timeout: a.g.timeout, Plugin: a.g.plugin}
+		Timeout: a.g.timeout, Plugin: a.g.plugin, API: a.g.api}
 	var urlUser, urlPass string
 	var urlHasPass bool
 	if u, err := url.Parse(rawURL); err == nil && u.User != nil {

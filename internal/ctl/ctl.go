@@ -6,6 +6,12 @@
 // admin can act on, and pairs two clusters as the installation guide's steps
 // 4 to 10 do.
 //
+// The same commands run through ConfD's dialect (Options.API = APIConfD, or
+// found by APIAuto where the cluster answers job_list but not the plugin
+// surface): a verb on a node is job_exec('backupsync_<verb>', {'params':
+// {..., 'nodes': [node]}}) and its row is that node's {'code', 'output'},
+// the same code and output callPlugin answers; the nodes are node_list's.
+//
 // Nothing here prints a password: clients are built from URLs whose user
 // information is dropped (xmlrpc.Client.URL) or masked (MaskURL).
 package ctl
@@ -42,6 +48,8 @@ type Options struct {
 	// Plugin is the plugin name to call; "" means the first of
 	// showPluginList.
 	Plugin string
+	// API is the dialect: APIPlugin, APIConfD, or APIAuto ("").
+	API string
 }
 
 // Cluster is one cluster's plugin surface, reached through one daemon.
@@ -51,6 +59,9 @@ type Cluster struct {
 
 	mu     sync.Mutex
 	plugin string
+
+	detectMu sync.Mutex // held while APIAuto finds the dialect
+	api      string     // the dialect found, under mu; "" before
 }
 
 // MaxParallel bounds how many callPlugin calls Each has in flight at once.
@@ -85,8 +96,11 @@ func (c *Cluster) URL() string { return MaskURL(c.client.URL()) }
 // Close releases idle connections.
 func (c *Cluster) Close() { c.client.Close() }
 
-// Plugins returns showPluginList.
+// Plugins returns showPluginList. The ConfD dialect has none.
 func (c *Cluster) Plugins(ctx context.Context) ([]string, error) {
+	if c.resolved() == APIConfD {
+		return nil, errNoPluginList
+	}
 	var names []string
 	if err := c.client.Call(ctx, "showPluginList", &names); err != nil {
 		return nil, err
@@ -94,18 +108,35 @@ func (c *Cluster) Plugins(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-// Nodes returns getNodeList: the cluster's node names in order.
+// Nodes returns getNodeList: the cluster's node names in order (through
+// ConfD, node_list's names in the order of their ids).
 func (c *Cluster) Nodes(ctx context.Context) ([]string, error) {
+	if c.resolved() == APIConfD {
+		return c.confdNodes(ctx)
+	}
 	var names []string
 	if err := c.client.Call(ctx, "getNodeList", &names); err != nil {
+		if c.opts.API != APIPlugin && unknownMethod(err) {
+			if api, aerr := c.API(ctx); aerr == nil && api == APIConfD {
+				return c.confdNodes(ctx)
+			}
+		}
 		return nil, err
 	}
 	return names, nil
 }
 
+var errNoPluginList = errors.New("the ConfD dialect has no plugin list: this cluster is driven through job_exec (--api confd)")
+
 // Plugin returns the plugin name the verbs are called on: Options.Plugin,
-// or else the first name of showPluginList (asked once).
+// or else the first name of showPluginList (asked once); "" through the
+// ConfD dialect, which has no plugin names.
 func (c *Cluster) Plugin(ctx context.Context) (string, error) {
+	if api, err := c.API(ctx); err != nil {
+		return "", err
+	} else if api == APIConfD {
+		return "", nil
+	}
 	c.mu.Lock()
 	name := c.plugin
 	c.mu.Unlock()
@@ -125,11 +156,15 @@ func (c *Cluster) Plugin(ctx context.Context) (string, error) {
 	return names[0], nil
 }
 
-// Functions returns showPluginFunctions of the plugin.
+// Functions returns showPluginFunctions of the plugin (through ConfD, the
+// verbs of the backupsync_* jobs and their job_desc).
 func (c *Cluster) Functions(ctx context.Context) (map[string]string, error) {
 	name, err := c.Plugin(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if c.resolved() == APIConfD {
+		return c.confdFunctions(ctx)
 	}
 	var fns map[string]string
 	if err := c.client.Call(ctx, "showPluginFunctions", &fns, name); err != nil {
@@ -208,13 +243,17 @@ func (r Row) Reason() string {
 	return r.Output
 }
 
-// Call runs verb with arg on one node.
+// Call runs verb with arg on one node (through ConfD: the job
+// backupsync_<verb> with nodes = [node]).
 func (c *Cluster) Call(ctx context.Context, node, verb, arg string) Row {
 	row := Row{Node: node}
 	name, err := c.Plugin(ctx)
 	if err != nil {
 		row.Err = err
 		return row
+	}
+	if c.resolved() == APIConfD {
+		return c.confdCall(ctx, node, verb, arg)
 	}
 	var reply []any
 	if err := c.client.Call(ctx, "callPlugin", &reply, name, node, verb, arg); err != nil {

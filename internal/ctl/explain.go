@@ -31,10 +31,13 @@ func Explain(err error) string {
 		dns     *net.DNSError
 		op      *net.OpError
 		unknown *UnknownNodesError
+		job     *JobError
 	)
 	switch {
 	case errors.As(err, &unknown):
 		return err.Error()
+	case errors.As(err, &job):
+		return job.Desc
 	case errors.Is(err, xmlrpc.ErrUnauthorized):
 		return "wrong user or password (the server answered HTTP 401): give the right ones in the URL " +
 			"(https://USER:PASSWORD@HOST:PORT/cluster1/), with --user and --password, " +
