@@ -8,8 +8,8 @@
 #   --big        also copy one 4 GiB file (peak RSS against file size)
 #   --tunnel     also the SSH stage (issue 4)
 #   --trees      which trees: large (8 x 64 MiB), small (5,000 x 16 KiB)
-#   --repeat N   runs per tool and tree, the fastest counts (default 2;
-#                the 4 GiB file runs once)
+#   --repeat N   rounds per tree, the fastest counts (default: 2 for the
+#                large tree, whose copies take seconds, 1 for the others)
 #   --no-bs      peers only
 #   --workdir D  where the volumes live (default /var/tmp; /dev/shm = RAM)
 #   --keep       keep the work directory (always kept when a run fails)
@@ -40,7 +40,8 @@ repo=$(cd "$here/.." && pwd)
 
 # ---------------------------------------------------------------- options
 want_big=0
-REPEAT=2
+REPEAT_OPT=""
+REPEAT=1
 want_tunnel=0
 want_bs=1
 keep=0
@@ -52,8 +53,8 @@ while [ $# -gt 0 ]; do
 	--big) want_big=1 ;;
 	--tunnel) want_tunnel=1 ;;
 	--no-bs) want_bs=0 ;;
-	--repeat) REPEAT=$2; shift ;;
-	--repeat=*) REPEAT=${1#*=} ;;
+	--repeat) REPEAT_OPT=$2; shift ;;
+	--repeat=*) REPEAT_OPT=${1#*=} ;;
 	--keep) keep=1 ;;
 	--trees) trees=$2; shift ;;
 	--trees=*) trees=${1#*=} ;;
@@ -77,8 +78,8 @@ FTP_PORT=2121
 SFTP_PORT=2222         # OpenSSH sshd for the SFTP peers
 TUN_PORT=2022          # backupsyncd's SSH server role (tunnel.DefaultPort)
 XMLRPC_PORT=4443       # the destination daemon's control plane (loopback too)
-FTP_USER=bsyncftp      # same system user and password as internal/ftptest
-FTP_PASS=bsync-Test-pw1
+FTP_USER=bsyncbench    # a system user like internal/ftptest's bsyncftp; see ensure_user
+FTP_PASS=bsync-Bench-pw1
 DB=DB
 VOL=v0003
 STEP_TIMEOUT=${BENCH_TIMEOUT:-300}
@@ -117,20 +118,25 @@ ensure_tools() {
 	done
 }
 
-# The FTP login: a system user with a password, a shell from /etc/shells and a
-# home directory (PAM refuses it otherwise). vsftpd maps the session to root
-# (guest_username=root), so uploads are root's and everything stays readable.
+# The FTP login: a system user of its own (the Go tests' user bsyncftp gets a
+# yescrypt hash from every test process that starts), with a password, a
+# shell from /etc/shells and a home directory (PAM refuses it otherwise).
+# Its hash is SHA-512 with 1,000 rounds: PAM's check of a default yescrypt
+# hash costs 0.1-1 s of CPU per login on this box, which would bill every
+# connection a tool opens with a cost that Exasol's archive FTP does not have.
+# vsftpd maps the session to root (guest_username=root), so uploads are
+# root's and everything stays readable.
 ensure_user() {
 	if ! id "$FTP_USER" >/dev/null 2>&1; then
-		useradd -m -d "/home/$FTP_USER" -s /bin/sh -c "backupsync test FTP user" "$FTP_USER" ||
+		useradd -m -d "/home/$FTP_USER" -s /bin/sh -c "backupsync benchmark FTP user" "$FTP_USER" ||
 			id "$FTP_USER" >/dev/null 2>&1 || die "useradd $FTP_USER failed"
 	fi
 	mkdir -p "/home/$FTP_USER"
 	grep -qx /bin/sh /etc/shells || echo /bin/sh >>/etc/shells
 	local i
 	for i in 1 2 3 4 5 6 7 8 9 10; do
-		echo "$FTP_USER:$FTP_PASS" | chpasswd 2>/dev/null && return 0
-		sleep 0.2 # shadow locked by a concurrent chpasswd (the Go tests)
+		echo "$FTP_USER:$FTP_PASS" | chpasswd -c SHA512 -s 1000 2>/dev/null && return 0
+		sleep 0.2 # shadow locked by a concurrent useradd or chpasswd
 	done
 	die "chpasswd $FTP_USER failed"
 }
@@ -271,6 +277,7 @@ KbdInteractiveAuthentication no
 AllowTcpForwarding no
 X11Forwarding no
 PrintMotd no
+LogLevel DEBUG1
 MaxSessions 64
 MaxStartups 64:30:128
 Subsystem sftp $SFTP_SERVER
@@ -652,6 +659,16 @@ reset_tun_client() {
 	find "$W/bs/tun-client/state" -mindepth 1 -maxdepth 1 ! -name ssh -exec rm -rf {} +
 }
 
+set_repeat() { # tree
+	if [ -n "$REPEAT_OPT" ]; then
+		REPEAT=$REPEAT_OPT
+	elif [ "$1" = large ]; then
+		REPEAT=2
+	else
+		REPEAT=1
+	fi
+}
+
 # use_tree name: make the source volume hold exactly this tree.
 CUR_TREE=""
 use_tree() {
@@ -768,11 +785,13 @@ main() {
 
 	for tree in ${trees//,/ }; do
 		use_tree "$tree"
+		set_repeat "$tree"
 		stage_ftp "$tree"
 	done
 	if [ $want_big = 1 ]; then
 		use_tree big
-		REPEAT=1 stage_ftp big
+		REPEAT=1
+		stage_ftp big
 	fi
 
 	if [ $want_tunnel = 1 ]; then
@@ -789,6 +808,7 @@ main() {
 		[ -z "$TUN_SKIP" ] || log "tunnel stage for backupsyncd skipped: $TUN_SKIP"
 		for tree in ${trees//,/ }; do
 			use_tree "$tree"
+			set_repeat "$tree"
 			stage_tunnel "$tree"
 		done
 	fi
@@ -799,8 +819,20 @@ main() {
 	echo "rate:    first copy only; 'vs best peer' = best peer seconds / backupsyncd seconds (> 1: faster)"
 	echo
 	report text
+	local ciphers=""
+	if [ -f "$W/srv/sshd/out" ]; then
+		ciphers=$(grep -o 'kex: client->server cipher: [^ ]* MAC: [^ ]*' "$W/srv/sshd/out" | sed 's/.*cipher: //' | sort | uniq -c |
+			awk '{printf "%s%s (%d connections)", (NR > 1 ? ", " : ""), $2 ($4 == "<implicit>" ? "" : " " $4), $1}')
+		echo
+		echo "sshd (SFTP peers) negotiated: $ciphers"
+	fi
 	if [ -n "$markdown" ]; then
-		{ machine_info | sed 's/^/    /'; echo; report md; } >"$markdown"
+		{
+			machine_info | sed 's/^/    /'
+			[ -z "$ciphers" ] || echo "    sshd (SFTP peers) negotiated: $ciphers"
+			echo
+			report md
+		} >"$markdown"
 		log "markdown table written to $markdown"
 	fi
 	cp "$RESULTS" "$W/logs/" 2>/dev/null || true
