@@ -143,20 +143,20 @@ func (s *Service) localBackups(ctx context.Context, db string) map[string]any {
 	for _, l := range locals {
 		database := l.conns[0].Database
 		answer["database"] = database
-		v, err := archive.Open(ctx, l.ep, archive.Options{ConnectTimeout: s.ProbeTimeout})
-		if err != nil {
-			answer["error"] = fmt.Sprintf("local archive volume: %v", err)
-			return answer
+		// The destinations are listed while the local volume is.
+		dsts := make([]chan destListing, len(l.conns))
+		for i, c := range l.conns {
+			dsts[i] = make(chan destListing, 1)
+			go func() { dsts[i] <- s.listDestination(ctx, c) }()
 		}
-		listing, err := v.ListNode(ctx, database, st.Node.Index)
-		v.Close()
+		listing, err := listLocal(ctx, l.ep, database, st.Node.Index, s.ProbeTimeout)
 		if err != nil {
 			answer["error"] = fmt.Sprintf("local archive volume: %v", err)
 			return answer
 		}
 		found := parts(l.url.Volume(), database, st.Node.Index, listing)
-		for _, c := range l.conns {
-			s.checkSynced(ctx, c, found)
+		for i, c := range l.conns {
+			s.checkSynced(c, found, <-dsts[i])
 		}
 		for _, id := range sortedKeys(found) {
 			sets = append(sets, found[id].toMap())
@@ -168,28 +168,48 @@ func (s *Service) localBackups(ctx context.Context, db string) map[string]any {
 	return answer
 }
 
-// checkSynced lists connection c's destination and folds into every part
-// whether the destination holds each of its files under its final name with
-// the same size: false wins over unknown (the destination could not be
-// listed), unknown over true, so that a part is synced only when every
-// connection copying it holds it.
-func (s *Service) checkSynced(ctx context.Context, c config.Connection, found map[int]*part) {
-	index := s.Surface.Local.Settings.Node.Index
-	r, err := s.openRemote(ctx, c)
-	var dst archive.Listing
-	if err == nil {
-		dst, err = r.ListNode(ctx, c.Database, index)
-		r.Close()
-	}
+func listLocal(ctx context.Context, ep archive.Endpoint, database string, index int, timeout time.Duration) (archive.Listing, error) {
+	v, err := archive.Open(ctx, ep, archive.Options{ConnectTimeout: timeout})
 	if err != nil {
-		s.log().Warn("db_backup_list: destination not listed: synced unknown", "connection", c.Name, "error", err)
+		return archive.Listing{}, err
+	}
+	defer v.Close()
+	return v.ListNode(ctx, database, index)
+}
+
+// destListing is a listing of a connection's destination, or why there is
+// none.
+type destListing struct {
+	l   archive.Listing
+	err error
+}
+
+// listDestination lists this node's part of c's destination.
+func (s *Service) listDestination(ctx context.Context, c config.Connection) destListing {
+	r, err := s.openRemote(ctx, c)
+	if err != nil {
+		return destListing{err: err}
+	}
+	defer r.Close()
+	l, err := r.ListNode(ctx, c.Database, s.Surface.Local.Settings.Node.Index)
+	return destListing{l, err}
+}
+
+// checkSynced folds into every part whether connection c's destination
+// (dst) holds each of its files under its final name with the same size:
+// false wins over unknown (the destination could not be listed), unknown
+// over true, so that a part is synced only when every connection copying
+// it holds it.
+func (s *Service) checkSynced(c config.Connection, found map[int]*part, dst destListing) {
+	if dst.err != nil {
+		s.log().Warn("db_backup_list: destination not listed: synced unknown", "connection", c.Name, "error", dst.err)
 		for _, p := range found {
 			p.fold(syncUnknown)
 		}
 		return
 	}
 	have := map[string]int64{}
-	for _, f := range dst.Files {
+	for _, f := range dst.l.Files {
 		if _, temp := archive.IsTemp(f.Path); !temp {
 			have[f.Path] = f.Size
 		}
