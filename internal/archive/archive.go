@@ -165,7 +165,14 @@ type Options struct {
 	IdleTimeout    time.Duration // idle pooled connections are closed after this (default 30s)
 	TLSConfig      *tls.Config   // FTPS; nil verifies the server against Endpoint.Host
 	Journal        Journal       // direct uploads where rename is missing; may be nil
+	// ReadOnly opens a source: the probe writes no scratch file (a backup
+	// tool must not write into the volume it backs up), and Publish,
+	// Delete and RemoveDir refuse.
+	ReadOnly bool
 }
+
+// ErrReadOnly is a write to a volume opened with Options.ReadOnly.
+var ErrReadOnly = errors.New("volume opened read-only")
 
 func (o *Options) defaults() {
 	if o.MaxConns <= 0 {

@@ -389,3 +389,31 @@ func TestContextCancelStopsRead(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A source volume is opened read-only: its probe leaves no trace in the
+// volume (not even briefly) and every write is refused.
+func TestReadOnlyVolumeWritesNothing(t *testing.T) {
+	srv := ftptest.Start(t, ftptest.KindVsftpd, "127.0.1.40")
+	root := filepath.Join(srv.Dir, srv.Volume)
+	ep := Endpoint{Host: srv.Host, Port: srv.Port, User: srv.User, Password: srv.Password, Root: "/" + srv.Volume}
+	v, err := Open(context.Background(), ep, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if !v.Capabilities().Rest || v.Capabilities().Writable {
+		t.Errorf("read-only capabilities %v", v.Capabilities())
+	}
+	if entries, _ := os.ReadDir(root); len(entries) != 0 {
+		t.Errorf("the read-only probe wrote into the volume: %v", entries)
+	}
+	for _, err := range []error{
+		v.Publish(context.Background(), "DB/x", strings.NewReader("x"), 1, 0),
+		v.Delete(context.Background(), "DB/x"),
+		v.RemoveDir(context.Background(), "DB"),
+	} {
+		if !errors.Is(err, ErrReadOnly) {
+			t.Errorf("write on a read-only volume: %v", err)
+		}
+	}
+}

@@ -84,6 +84,9 @@ func (c *countReader) Read(p []byte) (int, error) {
 // the server holds a wrong size after a complete transfer), in which case it
 // is removed. src is read exactly once and never buffered whole.
 func (v *Volume) Publish(ctx context.Context, path string, src io.Reader, size int64, resumeFrom int64) error {
+	if v.opt.ReadOnly {
+		return v.wrap("publish", path, ErrReadOnly)
+	}
 	if err := checkPath(path); err != nil {
 		return v.wrap("publish", path, err)
 	}
@@ -350,6 +353,9 @@ func (v *Volume) forgetDir(d string) {
 
 // Delete removes one file (volume-relative path).
 func (v *Volume) Delete(ctx context.Context, path string) error {
+	if v.opt.ReadOnly {
+		return v.wrap("delete", path, ErrReadOnly)
+	}
 	if err := checkPath(path); err != nil {
 		return v.wrap("delete", path, err)
 	}
@@ -361,6 +367,9 @@ func (v *Volume) Delete(ctx context.Context, path string) error {
 // RemoveDir removes a directory (volume-relative path) if it is empty; the
 // server refuses a directory that is not.
 func (v *Volume) RemoveDir(ctx context.Context, path string) error {
+	if v.opt.ReadOnly {
+		return v.wrap("rmdir", path, ErrReadOnly)
+	}
 	if err := checkPath(path); err != nil {
 		return v.wrap("rmdir", path, err)
 	}

@@ -30,6 +30,16 @@ func (v *Volume) probe(ctx context.Context, c *conn) (caps Capabilities, err err
 		caps.MLSD = false
 	}
 
+	if v.opt.ReadOnly {
+		// Reads from an offset are all a source needs; trust FEAT for them.
+		for _, f := range v.features {
+			if strings.HasPrefix(strings.ToUpper(strings.TrimSpace(f)), "REST STREAM") {
+				caps.Rest = true
+			}
+		}
+		return caps, nil
+	}
+
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
 	base := "backupsync-probe-" + hex.EncodeToString(rnd[:])

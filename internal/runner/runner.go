@@ -51,7 +51,10 @@ func (r *Runner) Once(ctx context.Context, dryRun bool) (sync.Report, sync.Plan,
 	}
 	opt := archive.Options{MaxConns: c.Parallel, ConnectTimeout: r.ConnectTimeout}
 
-	local, err := archive.Open(ctx, r.endpoint(c.LocalURL, r.Settings.Node.IP), opt)
+	// The source is only read: its probe writes nothing into the volume.
+	ropt := opt
+	ropt.ReadOnly = true
+	local, err := archive.Open(ctx, r.endpoint(c.LocalURL, r.Settings.Node.IP), ropt)
 	if err != nil {
 		return r.unreachable(fmt.Errorf("local archive volume: %w", err))
 	}
@@ -73,10 +76,10 @@ func (r *Runner) Once(ctx context.Context, dryRun bool) (sync.Report, sync.Plan,
 			return sync.Report{}, sync.Plan{}, err
 		}
 		defer tc.Close()
-		ropt := opt
-		ropt.Dial = tc.DialContext
+		topt := opt
+		topt.Dial = tc.DialContext
 		// The tunnel rewrites the host to the node it reached.
-		if dst, err = archive.Open(ctx, r.endpoint(c.RemoteURL, order[0]), ropt); err != nil {
+		if dst, err = archive.Open(ctx, r.endpoint(c.RemoteURL, order[0]), topt); err != nil {
 			return r.unreachable(fmt.Errorf("remote archive volume through SSH: %w", err))
 		}
 	default:
@@ -101,7 +104,9 @@ func (r *Runner) Once(ctx context.Context, dryRun bool) (sync.Report, sync.Plan,
 		Connection: c.Name, Database: c.Database, Node: r.Settings.Node.Index,
 		SettleTime: c.SettleTime, Delete: c.Delete, MaxDeleteSets: c.MaxDeleteSets,
 		StateDir: r.Settings.StateDir, DryRun: dryRun,
-		IsTemp: archive.IsTemp, CanResume: caps.CanResume(),
+		// Resuming needs an append at the destination and a read from an
+		// offset at the source.
+		IsTemp: archive.IsTemp, CanResume: caps.CanResume() && local.Capabilities().Rest,
 		Exec: sync.Options{Parallel: c.Parallel, BandwidthLimit: c.BandwidthLimit,
 			Transient: archive.IsTransient, TempName: archive.TempName, Event: r.Event, Drain: r.Drain},
 	}

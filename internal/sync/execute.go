@@ -262,6 +262,9 @@ func (e *executor) copyOnce(ctx context.Context, a Action) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if a.Size-a.From >= readAheadMin {
+		r = newReadAhead(r)
+	}
 	defer r.Close()
 	body := &guardedReader{r: r, left: a.Size - a.From, hash: h, want: want, ctx: ctx, limiter: e.limiter}
 	if err := e.dst.Publish(ctx, a.Path, body, a.Size, a.From); err != nil {
