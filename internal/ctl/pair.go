@@ -232,6 +232,9 @@ func (p *pairer) reach() error {
 		}
 		rows := c.Each(p.ctx, nodes, "STATUS", p.conn)
 		plugin, _ := c.Plugin(p.ctx)
+		if plugin == "" {
+			plugin = "ConfD's job_exec" // the ConfD dialect has no plugin name
+		}
 		step.Rows = JSONRows(rows)
 		// STATUS CONN fails while the connection is not configured yet:
 		// that is what pair is for. Only a node that does not answer

@@ -158,8 +158,17 @@ SSH = none
 		t.Fatal("the ConfD flow did not finish")
 	}
 
-	// backupsyncctl --api confd prints what the plugin dialect prints.
+	// backupsyncctl pairs through ConfD as well: every step again, harmlessly.
 	ctl := filepath.Join(clustertest.Binaries(t), "backupsyncctl")
+	pair := exec.Command(ctl, "--api", "confd", "--insecure", "pair", "--source", source.URL(), "--dest", dest.URL(),
+		"--connection", "Connection1", "--source-config", client, "--dest-config", server)
+	if out, err := pair.CombinedOutput(); err != nil || !strings.Contains(string(out), "ConfD's job_exec on n0011 (") {
+		t.Fatalf("backupsyncctl --api confd pair: %v\n%s", err, out)
+	} else {
+		t.Logf("backupsyncctl --api confd pair:\n%s", out)
+	}
+
+	// backupsyncctl --api confd prints what the plugin dialect prints.
 	run := func(api string, args ...string) (string, int) {
 		t.Helper()
 		cmd := exec.Command(ctl, append([]string{"--url", source.URL(), "--insecure", "--api", api}, args...)...)
