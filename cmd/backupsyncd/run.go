@@ -18,7 +18,8 @@ import (
 const DefaultSettings = "/etc/backupsync/backupsyncd.hcl"
 
 // runDaemon implements `backupsyncd run [--settings FILE]`, the default
-// command: serve until SIGTERM or SIGINT; SIGHUP reloads the connections.
+// command: serve until SIGTERM or SIGINT; SIGHUP reloads the settings and
+// the connections.
 func runDaemon(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -46,7 +47,8 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 	defer signal.Stop(hup)
 	go func() {
 		for range hup {
-			d.Logger.Info("SIGHUP: reloading the connections")
+			d.Logger.Info("SIGHUP: reloading the settings and the connections")
+			d.ReloadSettings()
 			d.Reload()
 		}
 	}()

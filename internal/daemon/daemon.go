@@ -63,6 +63,10 @@ type Daemon struct {
 
 	serving atomic.Bool // the control plane serves
 
+	// settings and users are what SIGHUP may change (ReloadSettings).
+	settings atomic.Pointer[config.Settings]
+	users    atomic.Pointer[control.Users]
+
 	mu         gosync.Mutex
 	lastCycles map[string]string // per connection, for systemd's STATUS=
 	conns      []config.Connection
@@ -83,6 +87,7 @@ type Options struct {
 // connections, and binds the control plane's listener.
 func New(s *config.Settings, opt Options) (*Daemon, error) {
 	d := &Daemon{Settings: s}
+	d.settings.Store(s)
 	var err error
 	if d.log, err = logfile.Open(filepath.Join(s.StateDir, "log", "plugin.log"), 0); err != nil {
 		return nil, err
@@ -161,8 +166,13 @@ func (d *Daemon) listen() error {
 			"the ConfD dialect job_exec, job_list, job_help and job_desc", m)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/", control.RequireLogin(users, srv)) // EXAoperation's /cluster1/, ConfD's / and /RPC2, anything else
-	mux.Handle("/master", jobs.MasterHandler())       // ConfD's: no login, as there
+	d.users.Store(&users)
+	// The users are looked up per request: SIGHUP may change them.
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		control.RequireLogin(*d.users.Load(), srv).ServeHTTP(w, r)
+	})
+	mux.Handle("/", api)                        // EXAoperation's /cluster1/, ConfD's / and /RPC2, anything else
+	mux.Handle("/master", jobs.MasterHandler()) // ConfD's: no login, as there
 	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(d.Logger.Handler(), slog.LevelDebug)}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -269,7 +279,7 @@ func isActive(active []string, name string) bool {
 
 // runCycle is the scheduler's CycleFunc.
 func (d *Daemon) runCycle(ctx context.Context, drain <-chan struct{}, c config.Connection) (sync.Report, error) {
-	r := &runner.Runner{Settings: d.Settings, Conn: c, Keys: d.keys, Logger: d.Logger, Drain: drain}
+	r := &runner.Runner{Settings: d.current(), Conn: c, Keys: d.keys, Logger: d.Logger, Drain: drain}
 	if c.Verbose {
 		r.Event = func(e sync.Event) {
 			if e.Err != nil {
@@ -337,7 +347,7 @@ func (d *Daemon) RunOnce(ctx context.Context, name string, event func(sync.Event
 	d.mu.Unlock()
 	for _, c := range conns {
 		if strings.EqualFold(c.Name, name) {
-			r := &runner.Runner{Settings: d.Settings, Conn: c, Keys: d.keys, Logger: d.Logger, Event: event}
+			r := &runner.Runner{Settings: d.current(), Conn: c, Keys: d.keys, Logger: d.Logger, Event: event}
 			rep, _, err := r.Once(ctx, false)
 			d.cycleDone(c, rep, err)
 			return rep, err

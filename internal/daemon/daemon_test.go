@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"backupsync/internal/config"
+	"backupsync/internal/control"
+	"backupsync/internal/xmlrpc"
 )
 
 // This package's tests use 127.0.13.x.
@@ -98,6 +101,75 @@ func TestSystemdNotifyAndMetrics(t *testing.T) {
 		}
 		if string(buf[:n]) == "STOPPING=1" {
 			break
+		}
+	}
+}
+
+func callNodes(t *testing.T, addr, user, pw string) error {
+	t.Helper()
+	c, err := xmlrpc.NewClient("https://"+user+":"+pw+"@"+addr+"/", xmlrpc.ClientOptions{Insecure: true, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var nodes []string
+	return c.Call(context.Background(), "getNodeList", &nodes)
+}
+
+// SIGHUP (ReloadSettings + Reload): new users take effect at once; a broken
+// settings or connections file is reported and what was in force stays.
+func TestReloadKeepsWhatIsInForceOnErrors(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "backupsyncd.hcl")
+	hash := func(pw string) string { h, _ := control.HashPassword(pw); return h }
+	write := func(users string) {
+		os.WriteFile(file, []byte("node {\n  name = \"n0011\"\n  ip = \"127.0.13.2\"\n  index = 0\n}\nconnections_file = \"c.cfg\"\nstate_dir = \"state\"\nxmlrpc {\n  listen = \"127.0.13.2:0\"\n"+users+"}\n"), 0o600)
+	}
+	write(fmt.Sprintf("  user \"admin\" {\n    password_hash = %q\n  }\n", hash("one")))
+	os.WriteFile(filepath.Join(dir, "c.cfg"), []byte("C1\n{\nSSH = server\n}\n"), 0o600)
+	s, err := config.ReadSettings(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(s, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx, time.Second) }()
+	defer func() { cancel(); <-done }()
+
+	if err := callNodes(t, d.ControlAddr, "admin", "one"); err != nil {
+		t.Fatalf("admin before the reload: %v", err)
+	}
+	write(fmt.Sprintf("  user \"admin\" {\n    password_hash = %q\n  }\n  user \"ops\" {\n    password_hash = %q\n  }\n", hash("one"), hash("two")))
+	if err := d.ReloadSettings(); err != nil {
+		t.Fatal(err)
+	}
+	if err := callNodes(t, d.ControlAddr, "ops", "two"); err != nil {
+		t.Errorf("a user added by the reload: %v", err)
+	}
+	os.WriteFile(file, []byte("node {\n  name = \n"), 0o600)
+	if err := d.ReloadSettings(); err == nil {
+		t.Error("a broken settings file was accepted")
+	}
+	if err := callNodes(t, d.ControlAddr, "ops", "two"); err != nil {
+		t.Errorf("the settings in force were lost: %v", err)
+	}
+
+	os.WriteFile(filepath.Join(dir, "c.cfg"), []byte("C1\n{\nSSH = sideways\n}\n"), 0o600)
+	d.Reload()
+	d.mu.Lock()
+	conns := d.conns
+	d.mu.Unlock()
+	if len(conns) != 1 || conns[0].Name != "C1" {
+		t.Errorf("a broken connections file replaced the one in force: %+v", conns)
+	}
+	log, _ := os.ReadFile(filepath.Join(dir, "state", "log", "plugin.log"))
+	for _, want := range []string{"settings not reloaded", "connections file not loaded: the previous configuration stays in force"} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("the plugin log does not say %q", want)
 		}
 	}
 }
