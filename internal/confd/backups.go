@@ -169,7 +169,8 @@ func (s *Service) localBackups(ctx context.Context, db string) map[string]any {
 }
 
 func listLocal(ctx context.Context, ep archive.Endpoint, database string, index int, timeout time.Duration) (archive.Listing, error) {
-	v, err := archive.Open(ctx, ep, archive.Options{ConnectTimeout: timeout})
+	// Read-only: listing a backed-up volume must not write into it.
+	v, err := archive.Open(ctx, ep, archive.Options{ConnectTimeout: timeout, ReadOnly: true})
 	if err != nil {
 		return archive.Listing{}, err
 	}
@@ -186,7 +187,7 @@ type destListing struct {
 
 // listDestination lists this node's part of c's destination.
 func (s *Service) listDestination(ctx context.Context, c config.Connection) destListing {
-	r, err := s.openRemote(ctx, c)
+	r, err := s.openRemote(ctx, c, true)
 	if err != nil {
 		return destListing{err: err}
 	}

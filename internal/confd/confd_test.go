@@ -80,7 +80,7 @@ func startCluster(t *testing.T, ips ...string) []*testNode {
 		}
 		surface := &control.Surface{Self: peers[i].Name, Nodes: peers, Local: &plugin.Node{Settings: s, Keys: keys},
 			Version: "9.9", ForwardTimeout: 2 * time.Second}
-		svc := &Service{Surface: surface, Users: []string{"admin", "ops"}, ProbeTimeout: 3 * time.Second}
+		svc := &Service{Surface: surface, Users: func() []string { return []string{"ops", "admin"} }, ProbeTimeout: 3 * time.Second}
 		x := surface.Server()
 		svc.Register(x)
 		mux := http.NewServeMux()
@@ -450,7 +450,18 @@ SSH = server
 	writeFile(t, vol(0), "DB1/id_3/level_0/node_0/data", 10, hours2)
 	// Only the Copy connection's destination is up: Down makes synced
 	// unknown where Copy says it is synced, and False stays False.
+	// Listing writes nothing, not even a probe's scratch file: the volume
+	// roots keep their modification times.
+	old := time.Now().Add(-time.Hour).Truncate(time.Second)
+	for _, d := range []string{vol(0), vol(1), dvol} {
+		os.Chtimes(d, old, old)
+	}
 	r = exec(t, url, "db_backup_list", map[string]any{"db_name": "DB1"})
+	for _, d := range []string{vol(0), vol(1), dvol} {
+		if fi, err := os.Stat(d); err != nil || !fi.ModTime().Equal(old) {
+			t.Errorf("db_backup_list wrote into %s", d)
+		}
+	}
 	rows, _ := r["result_output"].([]any)
 	if r["result_code"] != int64(0) || len(rows) != 3 {
 		t.Fatalf("db_backup_list = %v", r)

@@ -133,7 +133,9 @@
 //     set it copied and still finds complete is a verified copy; files put
 //     there by anything else are checked by size only.
 //
-// A node that does not answer, or cannot list its volume, makes the job's
+// Both volumes are opened read-only: db_backup_list writes nothing, not
+// even the probe's scratch file. A node that does not answer, or cannot
+// list its volume, makes the job's
 // result_code 1 with the reason; the rows of the other nodes are still in
 // result_output, their sets marked unusable. A database no connection
 // copies is result_code 1 as well.

@@ -41,9 +41,9 @@ type Service struct {
 	// Surface is the plugin surface of this daemon: the cluster (Nodes),
 	// this node (Self, Local) and the forwarding of verbs to the others.
 	Surface *control.Surface
-	// Users are the logins of the control plane, shown by job_help as the
-	// allowed users (every login may run every job).
-	Users []string
+	// Users returns the logins of the control plane, shown by job_help as
+	// the allowed users (every login may run every job); nil shows none.
+	Users func() []string
 	// Logger receives what jobs did; nil discards.
 	Logger *slog.Logger
 
@@ -193,11 +193,11 @@ func findJob(name string) (*job, outcome) {
 }
 
 func (s *Service) help(j *job) map[string]any {
-	users := slices.Clone(s.Users)
-	slices.Sort(users)
-	if users == nil {
-		users = []string{}
+	users := []string{}
+	if s.Users != nil {
+		users = append(users, s.Users()...)
 	}
+	slices.Sort(users)
 	subs := map[string]any{}
 	for p, of := range j.substitutes {
 		subs[p] = of

@@ -146,7 +146,7 @@ func (s *Service) probe(ctx context.Context, name string) (state, reason string)
 		}
 		ctx, cancel := context.WithTimeout(ctx, s.ProbeTimeout)
 		defer cancel()
-		v, err := s.openRemote(ctx, c)
+		v, err := s.openRemote(ctx, c, false)
 		if err != nil {
 			state = StateProblem
 			if errors.Is(err, archive.ErrRootUnavailable) {
@@ -177,15 +177,16 @@ func (r *remote) Close() {
 	}
 }
 
-// openRemote opens connection c's remote archive volume as the runner does.
-// The caller closes it.
-func (s *Service) openRemote(ctx context.Context, c config.Connection) (*remote, error) {
+// openRemote opens connection c's remote archive volume as the runner does,
+// read-only (its probe writing nothing) when only a listing is wanted. The
+// caller closes it.
+func (s *Service) openRemote(ctx context.Context, c config.Connection, readOnly bool) (*remote, error) {
 	st := s.Surface.Local.Settings
 	if len(c.RemoteNodes) == 0 {
 		return nil, fmt.Errorf("connection %s lists no REMOTE_NODES", c.Name)
 	}
 	order := failoverOrder(c.RemoteNodes, st.Node.Index)
-	opt := archive.Options{MaxConns: 2, ConnectTimeout: s.ProbeTimeout}
+	opt := archive.Options{MaxConns: 2, ConnectTimeout: s.ProbeTimeout, ReadOnly: readOnly}
 	if c.Role == config.RoleClient {
 		cc := tunnel.ClientConfig{Connection: c.Name, Nodes: order, Keys: s.Surface.Local.Keys, Logger: s.Logger}
 		if sc := st.SSHClient; sc != nil {

@@ -156,10 +156,13 @@ func (d *Daemon) listen() error {
 	// One XML-RPC server answers both dialects: EXAoperation's plugin
 	// surface and ConfD's jobs.
 	srv := surface.Server()
-	jobs := &confd.Service{Surface: surface, Logger: d.Logger}
-	for _, u := range x.Users {
-		jobs.Users = append(jobs.Users, u.Name)
-	}
+	jobs := &confd.Service{Surface: surface, Logger: d.Logger, Users: func() []string {
+		var names []string
+		for name := range *d.users.Load() {
+			names = append(names, name)
+		}
+		return names
+	}}
 	jobs.Register(srv)
 	srv.UnknownMethod = func(m string) *xmlrpc.Fault {
 		return xmlrpc.ZopeFault("unknown method %q: the plugin surface has showPluginList, getNodeList, showPluginFunctions and callPlugin; "+
