@@ -50,7 +50,7 @@ func syncOnce(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	r := &runner.Runner{Settings: settings, Conn: conn, Logger: logger}
+	r := &runner.Runner{Settings: settings, Conn: conn, Logger: logger, Probes: runner.NewProbes(settings.StateDir)}
 	if conn.Role == config.RoleClient {
 		if r.Keys, err = tunnel.NewKeyStore(settings.StateDir, settings.Node.Name); err != nil {
 			fmt.Fprintln(stderr, err)

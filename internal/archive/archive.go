@@ -169,6 +169,9 @@ type Options struct {
 	// tool must not write into the volume it backs up), and Publish,
 	// Delete and RemoveDir refuse.
 	ReadOnly bool
+	// Known, when set, is what an earlier probe of this endpoint found: Open
+	// then only checks that the volume root lists, and writes nothing.
+	Known *Capabilities
 }
 
 // ErrReadOnly is a write to a volume opened with Options.ReadOnly.
@@ -267,7 +270,12 @@ func Open(ctx context.Context, ep Endpoint, opt Options) (*Volume, error) {
 		v.cancel()
 		return nil, v.wrap("open", "", err)
 	}
-	caps, err := v.probe(ctx, c)
+	var caps Capabilities
+	if opt.Known != nil {
+		caps, err = v.recheck(ctx, c, *opt.Known)
+	} else {
+		caps, err = v.probe(ctx, c)
+	}
 	if err != nil {
 		v.put(c, true)
 		v.cancel()

@@ -113,6 +113,23 @@ func (v *Volume) probe(ctx context.Context, c *conn) (caps Capabilities, err err
 	return caps, err
 }
 
+// recheck stands in for probe when the capabilities are known from an
+// earlier probe: the root must still list (with MLSD if that was found).
+func (v *Volume) recheck(ctx context.Context, c *conn, known Capabilities) (Capabilities, error) {
+	stop := c.watch(ctx)
+	defer stop()
+	if _, err := v.listDir(c, ""); err != nil {
+		if !connUsable(err) {
+			return known, err
+		}
+		if !known.MLSD {
+			return known, &rootError{err}
+		}
+		known.MLSD = false
+	}
+	return known, nil
+}
+
 // retrAll reads a small file from offset.
 func retrAll(c *conn, p string, offset int64) (string, error) {
 	r, err := c.sc.RetrFrom(p, uint64(offset))

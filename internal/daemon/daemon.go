@@ -50,6 +50,7 @@ type Daemon struct {
 
 	log    *logfile.File
 	keys   *tunnel.KeyStore
+	probes *runner.Probes
 	plugin *plugin.Node
 	sched  *schedule.Scheduler
 	http   *http.Server
@@ -86,7 +87,7 @@ type Options struct {
 // New prepares a daemon: it opens the log and the key store, loads the
 // connections, and binds the control plane's listener.
 func New(s *config.Settings, opt Options) (*Daemon, error) {
-	d := &Daemon{Settings: s}
+	d := &Daemon{Settings: s, probes: runner.NewProbes(s.StateDir)}
 	d.settings.Store(s)
 	var err error
 	if d.log, err = logfile.Open(filepath.Join(s.StateDir, "log", "plugin.log"), 0); err != nil {
@@ -282,7 +283,7 @@ func isActive(active []string, name string) bool {
 
 // runCycle is the scheduler's CycleFunc.
 func (d *Daemon) runCycle(ctx context.Context, drain <-chan struct{}, c config.Connection) (sync.Report, error) {
-	r := &runner.Runner{Settings: d.current(), Conn: c, Keys: d.keys, Logger: d.Logger, Drain: drain}
+	r := &runner.Runner{Settings: d.current(), Conn: c, Keys: d.keys, Logger: d.Logger, Drain: drain, Probes: d.probes}
 	if c.Verbose {
 		r.Event = func(e sync.Event) {
 			if e.Err != nil {
@@ -350,7 +351,7 @@ func (d *Daemon) RunOnce(ctx context.Context, name string, event func(sync.Event
 	d.mu.Unlock()
 	for _, c := range conns {
 		if strings.EqualFold(c.Name, name) {
-			r := &runner.Runner{Settings: d.current(), Conn: c, Keys: d.keys, Logger: d.Logger, Event: event}
+			r := &runner.Runner{Settings: d.current(), Conn: c, Keys: d.keys, Logger: d.Logger, Event: event, Probes: d.probes}
 			rep, _, err := r.Once(ctx, false)
 			d.cycleDone(c, rep, err)
 			return rep, err

@@ -32,6 +32,8 @@ type Runner struct {
 	ConnectTimeout time.Duration
 	// Drain, when closed, lets the files in flight finish and starts no more.
 	Drain <-chan struct{}
+	// Probes remembers what destinations can do; nil probes every cycle.
+	Probes *Probes
 }
 
 // ErrUnreachable marks a cycle that could not reach an endpoint.
@@ -79,13 +81,13 @@ func (r *Runner) Once(ctx context.Context, dryRun bool) (sync.Report, sync.Plan,
 		topt := opt
 		topt.Dial = tc.DialContext
 		// The tunnel rewrites the host to the node it reached.
-		if dst, err = archive.Open(ctx, r.endpoint(c.RemoteURL, order[0]), topt); err != nil {
+		if dst, err = r.openDestination(ctx, r.endpoint(c.RemoteURL, order[0]), topt); err != nil {
 			return r.unreachable(fmt.Errorf("remote archive volume through SSH: %w", err))
 		}
 	default:
 		var errs []error
 		for _, node := range order {
-			v, err := archive.Open(ctx, r.endpoint(c.RemoteURL, node), opt)
+			v, err := r.openDestination(ctx, r.endpoint(c.RemoteURL, node), opt)
 			if err == nil {
 				dst = v
 				break
@@ -115,6 +117,25 @@ func (r *Runner) Once(ctx context.Context, dryRun bool) (sync.Report, sync.Plan,
 			fmt.Sprintf("node_%d.journal.json", r.Settings.Node.Index)))
 	}
 	return cycle.Run(ctx, sync.Volume{Volume: local}, sync.Volume{Volume: dst})
+}
+
+// openDestination opens a destination volume with what an earlier probe
+// found, or probes it and remembers. A failure to open with remembered
+// capabilities forgets them and probes again.
+func (r *Runner) openDestination(ctx context.Context, ep archive.Endpoint, opt archive.Options) (*archive.Volume, error) {
+	if known := r.Probes.Get(ep); known != nil {
+		opt.Known = known
+		if v, err := archive.Open(ctx, ep, opt); err == nil {
+			return v, nil
+		}
+		r.Probes.Forget(ep)
+		opt.Known = nil
+	}
+	v, err := archive.Open(ctx, ep, opt)
+	if err == nil {
+		r.Probes.Put(ep, v.Capabilities())
+	}
+	return v, err
 }
 
 func (r *Runner) unreachable(err error) (sync.Report, sync.Plan, error) {

@@ -370,3 +370,27 @@ func TestDestinationFull(t *testing.T) {
 		})
 	}
 }
+
+// A destination is probed once; later cycles trust what the probe found
+// (for ProbeTTL) and write no scratch file.
+func TestDestinationProbeIsRemembered(t *testing.T) {
+	e := newEnv(t, "embedded")
+	e.set(1, 0, 2, 1000)
+	appe := e.dstProxy.Add(faultproxy.Fault{Conn: faultproxy.Control, Command: "APPE", Action: faultproxy.Reply, Code: 502, Text: "counted"})
+	probes := NewProbes(e.stateDir)
+	for i := range 3 {
+		r := e.runner()
+		r.Probes = probes
+		if i == 2 {
+			r.Probes = NewProbes(e.stateDir) // as a new sync-once process: from disk
+		}
+		rep, _, err := r.Once(context.Background(), false)
+		if err != nil || !rep.OK() {
+			t.Fatalf("cycle %d: %v %s", i, err, rep.Summary())
+		}
+	}
+	if appe.Fired() != 1 {
+		t.Errorf("the destination was probed %d times, want once", appe.Fired())
+	}
+	e.identical()
+}
