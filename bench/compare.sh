@@ -288,7 +288,7 @@ EOF
 	wait_banner "$DST_IP" $SFTP_PORT SSH- "$pid" || die "sshd did not start: $(cat "$d/out")"
 	echo "[$DST_IP]:$SFTP_PORT $(cut -d' ' -f1,2 "$d/host_ed25519.pub")" >"$d/known_hosts"
 	SSH_OPTS="-a -x -i $d/id_ed25519 -o IdentitiesOnly=yes -o UserKnownHostsFile=$d/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes"
-	ssh $SSH_OPTS -p $SFTP_PORT root@$DST_IP true || die "ssh login to the bench sshd failed: $(tail -5 "$d/out")"
+	ssh $SSH_OPTS -p $SFTP_PORT root@$DST_IP true 2>"$d/ssh-check.log" || die "ssh login to the bench sshd failed: $(tail -5 "$d/out")"
 	log "sshd on $DST_IP:$SFTP_PORT (pid $pid), sftp subsystem $SFTP_SERVER"
 }
 
@@ -684,7 +684,7 @@ use_tree() {
 machine_info() {
 	echo "machine: $(nproc) cores, $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
 	echo "tools:   $(rclone version 2>/dev/null | head -1), $(lftp --version 2>/dev/null | head -1 | sed 's/ *| */ /g; s/ Copyright.*//'), $(/usr/sbin/vsftpd -v 0>&1 2>&1 | head -1), $(ssh -V 2>&1), $(go version | cut -d' ' -f3)"
-	echo "backupsyncd: $([ -x "$BS" ] && "$BS" --version 2>/dev/null || echo none)"
+	echo "backupsyncd: $([ -x "$BS" ] && "$BS" --version 2>/dev/null || echo none), built from $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$repo" status --porcelain -- cmd internal go.mod go.sum 2>/dev/null | grep -q . && echo ' + uncommitted changes')"
 	echo "load:    $LOAD_START at start, $(cut -d' ' -f1-3 /proc/loadavg) now (1/5/15 min; the box may be shared)"
 }
 
