@@ -146,7 +146,7 @@ func (e *rootError) Unwrap() error { return e.err }
 // asRootError marks a server's refusal (not a network failure) to enter
 // or list the volume root.
 func asRootError(err error) error {
-	if err != nil && isReply(err) && !isNetwork(err) {
+	if err != nil && isReply(err) && !isNetwork(err) && !serverFault(err) {
 		return &rootError{err}
 	}
 	return err

@@ -111,6 +111,14 @@ func (e *fullError) Error() string {
 func (e *fullError) Unwrap() error        { return e.err }
 func (e *fullError) Is(target error) bool { return target == ErrVolumeFull }
 
+// serverFault reports vsftpd's "500 OOPS: …": its session process failed
+// (e.g. "child died" under load) — the server's trouble, not a refusal, and
+// worth a retry on a new connection.
+func serverFault(err error) bool {
+	var te *textproto.Error
+	return errors.As(err, &te) && te.Code >= 500 && strings.Contains(te.Msg, "OOPS:")
+}
+
 func replyCode(err error) int {
 	var te *textproto.Error
 	if errors.As(err, &te) {
@@ -177,7 +185,7 @@ func IsTransient(err error) bool {
 		return true
 	}
 	if code := replyCode(err); code != 0 {
-		if code >= 400 && code < 500 {
+		if code >= 400 && code < 500 || serverFault(err) {
 			return true
 		}
 		if !isNetwork(err) {

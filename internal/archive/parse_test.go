@@ -180,6 +180,7 @@ func TestIsTransient(t *testing.T) {
 		{&textproto.Error{Code: 421, Msg: "closing"}, true},
 		{&textproto.Error{Code: 450, Msg: "busy"}, true},
 		{&textproto.Error{Code: 425, Msg: "no data connection"}, true},
+		{&textproto.Error{Code: 500, Msg: "OOPS: child died"}, true}, // vsftpd's session process failed
 		{&textproto.Error{Code: 550, Msg: "no such file"}, false},
 		{&textproto.Error{Code: 530, Msg: "login incorrect"}, false},
 		{&Error{Op: "read", Err: &textproto.Error{Code: 553, Msg: "x"}}, false},
