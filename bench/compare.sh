@@ -100,6 +100,8 @@ ensure_tools() {
 	command -v ssh >/dev/null && command -v ssh-keygen >/dev/null || pkgs+=(openssh-client)
 	[ -x /usr/bin/time ] || pkgs+=(time)
 	command -v md5sum >/dev/null || pkgs+=(coreutils)
+	command -v ps >/dev/null || pkgs+=(procps)
+	command -v openssl >/dev/null || pkgs+=(openssl)
 	if [ ${#pkgs[@]} -gt 0 ]; then
 		log "installing ${pkgs[*]}"
 		export DEBIAN_FRONTEND=noninteractive
