@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"backupsync/internal/config"
 	"backupsync/internal/freeport"
 )
 
@@ -132,37 +133,21 @@ func Start(t testing.TB, prefix string, ips []string, opt Options) *Cluster {
 		}
 		c.Nodes = append(c.Nodes, n)
 	}
-	var peers strings.Builder
+	cluster := &config.Cluster{User: User, Password: Password}
 	for _, n := range c.Nodes {
-		fmt.Fprintf(&peers, "  node %q {\n    url = %q\n  }\n", n.Name, n.URL())
+		cluster.Nodes = append(cluster.Nodes, config.ClusterNode{Name: n.Name, URL: n.URL()})
 	}
 	for _, n := range c.Nodes {
-		settings := fmt.Sprintf(`node {
-  name  = %q
-  ip    = %q
-  index = %d
-}
-connections_file = "connections.cfg"
-state_dir        = "state"
-ftp_default_port = %d
-xmlrpc {
-  listen = "%s:%d"
-  user %q {
-    password_hash = %q
-  }
-}
-ssh_server {
-  listen = "%s:%d"
-}
-ssh_client {
-  port = %d
-}
-cluster {
-  user     = %q
-  password = %q
-%s}
-`, n.Name, n.IP, n.Index, n.FTPPort, n.IP, n.ControlPort, User, hash, n.IP, n.SSHPort, opt.RemoteSSHPort, User, Password, peers.String())
-		if err := os.WriteFile(filepath.Join(n.Dir, "backupsyncd.hcl"), []byte(settings), 0o600); err != nil {
+		s := config.Settings{
+			Node:            config.Node{Name: n.Name, IP: n.IP, Index: n.Index},
+			ConnectionsFile: "connections.cfg", StateDir: "state", FTPDefaultPort: n.FTPPort,
+			XMLRPC: &config.XMLRPC{Listen: net.JoinHostPort(n.IP, strconv.Itoa(n.ControlPort)),
+				Users: []config.User{{Name: User, PasswordHash: string(hash)}}},
+			SSHServer: &config.SSHServer{Listen: net.JoinHostPort(n.IP, strconv.Itoa(n.SSHPort))},
+			SSHClient: &config.SSHClient{Port: opt.RemoteSSHPort},
+			Cluster:   cluster,
+		}
+		if err := os.WriteFile(filepath.Join(n.Dir, "backupsyncd.hcl"), s.Marshal(), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"os"
+	"reflect"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -100,5 +101,24 @@ func TestREADMESettingsExamples(t *testing.T) {
 	// Indented examples inside list items: HCL does not mind.
 	if _, err := ParseSettings("README.md", []byte(strings.Join(blocks, "\n"))); err != nil {
 		t.Errorf("the README's settings do not parse:\n%v", err)
+	}
+}
+
+func TestMarshalRoundTrips(t *testing.T) {
+	s := &Settings{
+		Node:            Node{Name: "n0011", IP: "127.0.0.11", Index: 1},
+		ConnectionsFile: "connections.cfg", StateDir: "state", FTPDefaultPort: 2121,
+		XMLRPC:    &XMLRPC{Listen: "127.0.0.11:4443", Users: []User{{Name: "admin", PasswordHash: "$2a$04$x"}}},
+		SSHServer: &SSHServer{Listen: "127.0.0.11:2022"},
+		SSHClient: &SSHClient{Port: 2022},
+		Cluster:   &Cluster{User: "admin", Password: "pw", Nodes: []ClusterNode{{Name: "n0011", URL: "https://127.0.0.11:4443/"}}},
+	}
+	back, err := ParseSettings("/etc/x/backupsyncd.hcl", s.Marshal())
+	if err != nil {
+		t.Fatalf("%v\n%s", err, s.Marshal())
+	}
+	s.File, s.ConnectionsFile, s.StateDir = back.File, "/etc/x/connections.cfg", "/etc/x/state"
+	if !reflect.DeepEqual(s, back) {
+		t.Errorf("round trip:\n%+v\n%+v", s, back)
 	}
 }

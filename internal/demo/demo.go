@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	gosync "sync"
 	"sync/atomic"
@@ -127,7 +128,7 @@ func Run(ctx context.Context, opt Options) error {
 			}
 		}
 		for _, n := range cl {
-			s, err := config.ParseSettings(filepath.Join(n.dir, "backupsyncd.hcl"), []byte(settings(n, cl, string(hash), adminPW, sshPort)))
+			s, err := config.ParseSettings(filepath.Join(n.dir, "backupsyncd.hcl"), settings(n, cl, string(hash), adminPW, sshPort))
 			if err != nil {
 				return fmt.Errorf("demo settings: %w", err)
 			}
@@ -328,36 +329,21 @@ func sums(volume string, part int) map[string]string {
 	return out
 }
 
-func settings(n *node, cluster []*node, hash, adminPW string, sshPort int) string {
-	var peers strings.Builder
+func settings(n *node, cluster []*node, hash, adminPW string, sshPort int) []byte {
+	c := &config.Cluster{User: admin, Password: adminPW}
 	for _, p := range cluster {
-		fmt.Fprintf(&peers, "  node %q {\n    url = %q\n  }\n", p.name, fmt.Sprintf("https://%s:%d/", p.ip, p.controlPort))
+		c.Nodes = append(c.Nodes, config.ClusterNode{Name: p.name, URL: fmt.Sprintf("https://%s:%d/", p.ip, p.controlPort)})
 	}
-	return fmt.Sprintf(`node {
-  name  = %q
-  ip    = %q
-  index = %d
-}
-connections_file = "connections.cfg"
-state_dir        = "state"
-ftp_default_port = %s
-xmlrpc {
-  listen = "%s:%d"
-  user %q {
-    password_hash = %q
-  }
-}
-ssh_server {
-  listen = "%s:%d"
-}
-ssh_client {
-  port = %d
-}
-cluster {
-  user     = %q
-  password = %q
-%s}
-`, n.name, n.ip, n.index, port(n.ftp.Addr), n.ip, n.controlPort, admin, hash, n.ip, sshPort, sshPort, admin, adminPW, peers.String())
+	ftpPort, _ := strconv.Atoi(port(n.ftp.Addr))
+	s := config.Settings{
+		Node:            config.Node{Name: n.name, IP: n.ip, Index: n.index},
+		ConnectionsFile: "connections.cfg", StateDir: "state", FTPDefaultPort: ftpPort,
+		XMLRPC:    &config.XMLRPC{Listen: net.JoinHostPort(n.ip, strconv.Itoa(n.controlPort)), Users: []config.User{{Name: admin, PasswordHash: hash}}},
+		SSHServer: &config.SSHServer{Listen: net.JoinHostPort(n.ip, strconv.Itoa(sshPort))},
+		SSHClient: &config.SSHClient{Port: sshPort},
+		Cluster:   c,
+	}
+	return s.Marshal()
 }
 
 func controlURL(n *node, pw string) string {
