@@ -352,7 +352,12 @@ func (d *Daemon) RunOnce(ctx context.Context, name string, event func(sync.Event
 	for _, c := range conns {
 		if strings.EqualFold(c.Name, name) {
 			r := &runner.Runner{Settings: d.current(), Conn: c, Keys: d.keys, Logger: d.Logger, Event: event, Probes: d.probes}
-			rep, _, err := r.Once(ctx, false)
+			var rep sync.Report
+			var err error
+			// Never beside a scheduled cycle of the same connection.
+			if !d.sched.Exclusive(c.Name, func() { rep, _, err = r.Once(ctx, false) }) {
+				return rep, fmt.Errorf("a cycle of %s is running: try again when it is done", c.Name)
+			}
 			d.cycleDone(c, rep, err)
 			return rep, err
 		}

@@ -111,6 +111,34 @@ func (s *Scheduler) RunNow(name string) bool {
 	return j != nil && s.start(j)
 }
 
+// Exclusive runs f in the caller's goroutine as a cycle of name: no
+// scheduled cycle of name starts while f runs, and f does not run while one
+// is running (Exclusive then returns false). A name that is not scheduled
+// runs f at once.
+func (s *Scheduler) Exclusive(name string, f func()) bool {
+	s.mu.Lock()
+	j := s.jobs[name]
+	s.mu.Unlock()
+	if j == nil {
+		f()
+		return true
+	}
+	j.mu.Lock()
+	if j.running {
+		j.mu.Unlock()
+		return false
+	}
+	j.running = true
+	j.mu.Unlock()
+	defer func() {
+		j.mu.Lock()
+		j.running = false
+		j.mu.Unlock()
+	}()
+	f()
+	return true
+}
+
 func (s *Scheduler) fire(j *job) {
 	if !s.start(j) {
 		s.logger.Warn("previous cycle still running: this one is skipped", "connection", j.conn.Name)

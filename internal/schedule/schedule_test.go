@@ -152,3 +152,28 @@ func TestPanicIsRecoveredAndReported(t *testing.T) {
 	}
 	s.Stop(context.Background())
 }
+
+func TestExclusiveNeverOverlapsAScheduledCycle(t *testing.T) {
+	r := &recorder{cycles: map[string]int{}, block: make(chan struct{}), started: make(chan string, 10)}
+	s := New(r.run, time.UTC, nil)
+	s.Set(conns(t, "@hourly", "A"))
+	ran := false
+	if !s.Exclusive("A", func() {
+		ran = true
+		if s.RunNow("A") {
+			t.Error("a scheduled cycle started beside an exclusive one")
+		}
+	}) || !ran {
+		t.Fatal("Exclusive did not run")
+	}
+	s.RunNow("A")
+	<-r.started
+	if s.Exclusive("A", func() { t.Error("ran beside a running cycle") }) {
+		t.Error("Exclusive reported running beside a running cycle")
+	}
+	close(r.block)
+	s.Stop(context.Background())
+	if !s.Exclusive("unscheduled", func() {}) {
+		t.Error("an unscheduled name must run at once")
+	}
+}
