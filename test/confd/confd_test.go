@@ -21,30 +21,6 @@ import (
 	"backupsync/internal/ftptest"
 )
 
-func python(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("python3")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("python3 is missing: test/install-deps.sh installs it")
-		}
-		t.Skip("python3 is missing")
-	}
-	return p
-}
-
-func runScript(t *testing.T, script string, args ...string) string {
-	t.Helper()
-	start := time.Now()
-	cmd := exec.Command(python(t), append([]string{script}, args...)...)
-	out, err := cmd.CombinedOutput()
-	t.Logf("%s (%v):\n%s", script, time.Since(start).Round(time.Millisecond), out)
-	if err != nil {
-		t.Fatalf("%s: %v", script, err)
-	}
-	return string(out)
-}
-
 // ftpKind is vsftpd where it is installed (and always under CI, where
 // test/install-deps.sh installs it), else the embedded server.
 func ftpKind() string {
@@ -82,7 +58,7 @@ func write(t *testing.T, s *ftptest.Server, rel string, size int, when time.Time
 }
 
 func TestConfDFlow(t *testing.T) {
-	python(t)
+	clustertest.Python(t)
 	kind := ftpKind()
 	srcIPs := []string{"127.0.15.11", "127.0.15.12", "127.0.15.13"}
 	dstIPs := []string{"127.0.15.21", "127.0.15.22"}
@@ -153,7 +129,7 @@ SSH = none
 		write(t, s, "DB2/id_5/level_0/"+node+"/data", 1000, when)
 	}
 
-	out := runScript(t, "confd_flow.py", clustertest.User, clustertest.Password, urls(source), urls(dest), client, server, work)
+	out := clustertest.RunScript(t, "confd_flow.py", clustertest.User, clustertest.Password, urls(source), urls(dest), client, server, work)
 	if !strings.Contains(out, "confd flow: OK") {
 		t.Fatal("the ConfD flow did not finish")
 	}
@@ -217,7 +193,7 @@ SSH = none
 	for i, s := range srcFTP[:2] {
 		write(t, s, fmt.Sprintf("DB1/id_3/level_0/node_%d/data", i), 100, when)
 	}
-	out = runScript(t, "confd_backups.py", source.Nodes[1].AdminURL())
+	out = clustertest.RunScript(t, "confd_backups.py", source.Nodes[1].AdminURL())
 	if !strings.Contains(out, "confd backups: OK") {
 		t.Fatal("the db_backup_list checks did not finish")
 	}
@@ -228,7 +204,7 @@ SSH = none
 
 	// The first node goes down: /master names the second.
 	source.Nodes[0].Stop()
-	out = runScript(t, "confd_master.py", clustertest.User, clustertest.Password,
+	out = clustertest.RunScript(t, "confd_master.py", clustertest.User, clustertest.Password,
 		source.Nodes[1].URL()+","+source.Nodes[2].URL(), "11")
 	if !strings.Contains(out, "confd master: OK") {
 		t.Fatal("the /master checks did not finish")
