@@ -11,6 +11,17 @@ import (
 // A SetKey names one backup set, "<DB>/id_<n>/level_<L>".
 type SetKey string
 
+// order is the set's backup id and level ("DB/id_11/level_0" → 11, 0);
+// keys come from locate, so both parse.
+func (k SetKey) order() (id, level int) {
+	parts := strings.Split(string(k), "/")
+	if len(parts) == 3 {
+		id, _ = numbered(parts[1], "id_")
+		level, _ = numbered(parts[2], "level_")
+	}
+	return id, level
+}
+
 // location is where a path sits in the layout.
 type location struct {
 	set   SetKey

@@ -251,7 +251,7 @@ func (in *PlanInput) deletions(src, dst map[string]File, p *Plan) []Action {
 	for s := range bySet {
 		sets = append(sets, s)
 	}
-	sortSets(in.Database, sets)
+	sort.Slice(sets, func(i, j int) bool { return setLess(sets[i], sets[j]) })
 	if in.MaxDeleteSets > 0 && len(sets) > in.MaxDeleteSets {
 		p.Notes = append(p.Notes, fmt.Sprintf("%d of %d expired sets held back by MAX_DELETE_SETS = %d", len(sets)-in.MaxDeleteSets, len(sets), in.MaxDeleteSets))
 		sets = sets[:in.MaxDeleteSets]
@@ -303,19 +303,15 @@ func sortActions(as []Action) {
 	})
 }
 
-func sortSets(db string, sets []SetKey) {
-	sort.Slice(sets, func(i, j int) bool { return setLess(sets[i], sets[j]) })
-}
-
 // setLess orders backup sets oldest first: by id, then level.
 func setLess(a, b SetKey) bool {
-	la, _ := locate(path.Dir(path.Dir(string(a))), string(a)+"/node_0/x")
-	lb, _ := locate(path.Dir(path.Dir(string(b))), string(b)+"/node_0/x")
-	if la.id != lb.id {
-		return la.id < lb.id
+	ia, la := a.order()
+	ib, lb := b.order()
+	if ia != ib {
+		return ia < ib
 	}
-	if la.level != lb.level {
-		return la.level < lb.level
+	if la != lb {
+		return la < lb
 	}
 	return a < b
 }
