@@ -160,14 +160,9 @@ func (r *Runner) endpoint(u config.ArchiveURL, host string) archive.Endpoint {
 }
 
 // failoverOrder is REMOTE_NODES starting at this node's entry, then the
-// others in order (the original gives database node i entry i).
+// others in order (the original gives database node i entry i; a cluster
+// with more nodes than entries wraps around).
 func failoverOrder(nodes []string, index int) []string {
-	if index < 0 || index >= len(nodes) {
-		index = index % len(nodes)
-		if index < 0 {
-			index = 0
-		}
-	}
-	out := append([]string{}, nodes[index:]...)
-	return append(out, nodes[:index]...)
+	index = max(index, 0) % len(nodes)
+	return append(append([]string{}, nodes[index:]...), nodes[:index]...)
 }
