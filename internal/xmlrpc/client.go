@@ -371,27 +371,10 @@ func normalize(v reflect.Value, depth int) (any, error) {
 			return nil, fmt.Errorf("arrays and structs nest deeper than %d", MaxDepth)
 		}
 		out := map[string]any{}
-		t := v.Type()
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			if !f.IsExported() {
-				continue
-			}
-			name, opts, _ := strings.Cut(f.Tag.Get("xmlrpc"), ",")
-			if name == "-" && opts == "" {
-				continue
-			}
-			if name == "" {
-				name = f.Name
-			}
-			if opts == "omitempty" && v.Field(i).IsZero() {
-				continue
-			}
-			if err := addMember(out, name, v.Field(i), depth); err != nil {
-				return nil, err
-			}
-		}
-		return out, nil
+		err := structMembers(v, func(name string, fv reflect.Value) error {
+			return addMember(out, name, fv, depth)
+		})
+		return out, err
 	}
 	return nil, fmt.Errorf("%s cannot be sent", v.Type())
 }

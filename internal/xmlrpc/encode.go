@@ -153,30 +153,42 @@ func encodeValue(b *bytes.Buffer, v reflect.Value, depth int) error {
 			return fmt.Errorf("%s: arrays and structs nest deeper than %d", errCannotEncode, MaxDepth)
 		}
 		b.WriteString("<value><struct>")
-		t := v.Type()
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			if !f.IsExported() {
-				continue
-			}
-			name, opts, _ := strings.Cut(f.Tag.Get("xmlrpc"), ",")
-			if name == "-" && opts == "" {
-				continue
-			}
-			if name == "" {
-				name = f.Name
-			}
-			fv := v.Field(i)
-			if opts == "omitempty" && fv.IsZero() {
-				continue
-			}
-			if err := writeMember(b, name, fv, depth); err != nil {
-				return err
-			}
+		if err := structMembers(v, func(name string, fv reflect.Value) error {
+			return writeMember(b, name, fv, depth)
+		}); err != nil {
+			return err
 		}
 		b.WriteString("</struct></value>")
 	default:
 		return fmt.Errorf("%s: %s", errCannotEncode, v.Type())
+	}
+	return nil
+}
+
+// structMembers calls f for each field of struct v that is sent as a
+// member, with its member name: exported fields, named by their `xmlrpc`
+// tag or else the field name; `xmlrpc:"-"` skips a field and
+// `xmlrpc:",omitempty"` a zero one.
+func structMembers(v reflect.Value, f func(name string, fv reflect.Value) error) error {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		field := t.Field(i)
+		if !field.IsExported() {
+			continue
+		}
+		name, opts, _ := strings.Cut(field.Tag.Get("xmlrpc"), ",")
+		if name == "-" && opts == "" {
+			continue
+		}
+		if name == "" {
+			name = field.Name
+		}
+		if opts == "omitempty" && v.Field(i).IsZero() {
+			continue
+		}
+		if err := f(name, v.Field(i)); err != nil {
+			return err
+		}
 	}
 	return nil
 }
