@@ -55,11 +55,17 @@ func TestCheckConfigErrors(t *testing.T) {
 }
 
 func TestCheckConfigUsage(t *testing.T) {
-	for _, args := range [][]string{{"check-config"}, {"check-config", "--nope"}, {"frobnicate"}, {}} {
+	for _, args := range [][]string{{"check-config"}, {"check-config", "--nope"}, {"frobnicate"}} {
 		var out, errOut bytes.Buffer
 		if code := run(args, &out, &errOut); code != exitUsage {
 			t.Errorf("%q: exit %d, want %d", args, code, exitUsage)
 		}
+	}
+	// No command runs the daemon (the default command) with its default
+	// settings, which a test machine lacks.
+	var stderr bytes.Buffer
+	if code := run(nil, &stderr, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "read settings") || !strings.Contains(stderr.String(), DefaultSettings) {
+		t.Errorf("no command: exit %d, %q", code, stderr.String())
 	}
 	var out bytes.Buffer
 	if code := run([]string{"--version"}, &out, &out); code != exitOK || !strings.HasPrefix(out.String(), "backupsyncd ") {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -241,7 +242,7 @@ func (d *Daemon) Reload() {
 		for _, c := range conns {
 			d.log.Mask(c.LocalURL.Password, c.RemoteURL.Password)
 		}
-	case errors.Is(err, errNotExist):
+	case errors.Is(err, fs.ErrNotExist):
 		d.conns = nil
 	default:
 		d.Logger.Error("connections file not loaded: the previous configuration stays in force", "error", err)

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"io/fs"
 	"net"
 	"strconv"
 	"strings"
@@ -10,8 +9,6 @@ import (
 	"backupsync/internal/config"
 	"backupsync/internal/tunnel"
 )
-
-var errNotExist = fs.ErrNotExist
 
 // startSSH starts the tunnel server if it is not running.
 func (d *Daemon) startSSH() {

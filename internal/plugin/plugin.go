@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"sort"
 	"strings"
 	gosync "sync"
@@ -149,7 +150,7 @@ func (n *Node) changed() { n.changes = true }
 // connections reads the node's connections file; a missing file is none.
 func (n *Node) connections() ([]config.Connection, error) {
 	conns, err := config.ReadConnections(n.Settings.ConnectionsFile)
-	if err != nil && errors.Is(err, errNotExist) {
+	if err != nil && errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	return conns, err

@@ -13,8 +13,6 @@ import (
 	"backupsync/internal/atomicfile"
 )
 
-var errNotExist = fs.ErrNotExist
-
 // state is what the plugin keeps on disk, in <state_dir>/plugin/state.json.
 type state struct {
 	Installed bool     `json:"installed"`
