@@ -70,7 +70,13 @@ func (s *scheduler) next() (Action, bool) {
 				waiting = true
 				continue
 			}
-			s.pending = append(s.pending[:i:i], s.pending[i+1:]...)
+			// The scheduler owns pending: remove in place. Usually i is 0
+			// (data files come first), which costs nothing.
+			if i == 0 {
+				s.pending = s.pending[1:]
+			} else {
+				s.pending = append(s.pending[:i], s.pending[i+1:]...)
+			}
 			return a, true
 		}
 		if !waiting {
