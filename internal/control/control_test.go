@@ -14,6 +14,8 @@ import (
 	"backupsync/internal/plugin"
 	"backupsync/internal/tunnel"
 	"backupsync/internal/xmlrpc"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // This package's tests use 127.0.12.x.
@@ -54,6 +56,19 @@ func TestRequireLogin(t *testing.T) {
 		if tc.want == 401 && (time.Since(start) < failureDelay || w.Header().Get("WWW-Authenticate") == "") {
 			t.Errorf("%s/%s: a failure must be slow and ask for Basic auth", tc.user, tc.pw)
 		}
+	}
+}
+
+// An unknown user must cost what a wrong password costs: the literal dummy
+// hash is a valid bcrypt hash at the cost real ones are made with.
+func TestDummyHashCostsWhatARealOneDoes(t *testing.T) {
+	cost, err := bcrypt.Cost(dummyHash)
+	if err != nil || cost != bcrypt.DefaultCost {
+		t.Fatalf("dummy hash cost %d, %v; want %d", cost, err, bcrypt.DefaultCost)
+	}
+	real, _ := HashPassword("x")
+	if len(real) != len(dummyHash) {
+		t.Fatalf("dummy hash %d bytes, a real one %d", len(dummyHash), len(real))
 	}
 }
 
