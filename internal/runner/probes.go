@@ -67,7 +67,7 @@ func (p *Probes) Put(ep archive.Endpoint, caps archive.Capabilities) {
 	p.known[key(ep)] = probed{Caps: caps, At: time.Now()}
 	if data, err := json.MarshalIndent(p.known, "", " "); err == nil {
 		os.MkdirAll(filepath.Dir(p.file), 0o700)
-		atomicfile.Write(p.file, data, 0o600) // a lost record only costs a probe
+		atomicfile.WriteUnsynced(p.file, data, 0o600) // a lost record only costs a probe
 	}
 }
 

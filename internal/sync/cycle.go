@@ -226,7 +226,9 @@ func (c *Cycle) writeState(kind string, v any) error {
 	if err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
-	return atomicfile.Write(p, data, 0o600)
+	// The snapshot and the reports are hints and records: losing the newest
+	// to a power cut only defers files or drops a report (see loadSnapshot).
+	return atomicfile.WriteUnsynced(p, data, 0o600)
 }
 
 // LoadReports returns the last reports of a connection on a node, oldest first.

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -318,5 +320,32 @@ func TestDrainFinishesFilesInFlightAndStartsNoMore(t *testing.T) {
 		if strings.HasSuffix(p, suffix) {
 			t.Errorf("drain left a temp file %s", p)
 		}
+	}
+}
+
+// The snapshot and the reports are written without a sync: a power cut may
+// leave them empty. The next cycle reads them as absent and goes on.
+func TestStateEmptiedByAPowerCutIsReadAsAbsent(t *testing.T) {
+	src, dst := newMem(), newMem()
+	twoSets(src)
+	dir := t.TempDir()
+	c := &Cycle{Connection: "Connection1", Node: 0, StateDir: dir}
+	for _, kind := range []string{"snapshot", "reports"} {
+		p := c.stateFile(kind)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep := cycle(t, src, dst, func(c *Cycle) { c.StateDir = dir })
+	if rep.Copied != 8 || !rep.OK() {
+		t.Fatalf("cycle after a power cut: %+v", rep)
+	}
+	sameFiles(t, src, dst)
+	reps, err := LoadReports(dir, "Connection1", 0)
+	if err != nil || len(reps) != 1 || reps[0].Copied != 8 {
+		t.Fatalf("reports after the cycle: %d, %v", len(reps), err)
 	}
 }
