@@ -370,6 +370,11 @@ func (v *Volume) get(ctx context.Context) (*conn, error) {
 // getConn is get; fresh skips the idle connections, and reused reports
 // whether c was taken from them.
 func (v *Volume) getConn(ctx context.Context, fresh bool) (c *conn, reused bool, err error) {
+	// Checked first: select picks at random among ready cases, and a free
+	// slot must not let an operation dial after Close.
+	if v.ctx.Err() != nil {
+		return nil, false, errClosed
+	}
 	select {
 	case v.pool.sem <- struct{}{}:
 	case <-ctx.Done():
