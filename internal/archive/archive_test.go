@@ -139,6 +139,16 @@ func TestListNode(t *testing.T) {
 		if err != nil || len(l.Files) != 0 || len(l.Dirs) != 0 {
 			t.Errorf("missing database: %+v, %v", l, err)
 		}
+		// An empty database directory lists as just itself; a file where
+		// the database directory should be is an empty listing.
+		os.Mkdir(filepath.Join(s.Dir, s.Volume, "EMPTYDB"), 0o755)
+		os.WriteFile(filepath.Join(s.Dir, s.Volume, "FILEDB"), []byte("not a directory"), 0o644)
+		for db, dirs := range map[string]int{"EMPTYDB": 1, "FILEDB": 0} {
+			l, err = v.ListNode(ctxT(t), db, 0)
+			if err != nil || len(l.Files) != 0 || len(l.Dirs) != dirs {
+				t.Errorf("database %s: %+v, %v", db, l, err)
+			}
+		}
 		// A vanished volume root is an error.
 		os.Rename(filepath.Join(s.Dir, s.Volume), filepath.Join(s.Dir, "gone"))
 		_, err = v.ListNode(ctxT(t), "DB", 0)

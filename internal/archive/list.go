@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -57,7 +58,48 @@ func (v *Volume) ListNode(ctx context.Context, database string, node int) (Listi
 	if err := checkName(database); err != nil || node < 0 {
 		return Listing{}, v.wrap("list", database, fmt.Errorf("%w: database %q node %d", ErrBadPath, database, node))
 	}
-	// The root must be there; the database need not.
+	// The database directory is listed straight away. Only when that fails
+	// or shows no directory does the root tell a missing database (an empty
+	// listing) from a missing volume (ErrRootUnavailable) and from a file in
+	// the database's place: servers answer a LIST of a missing directory
+	// with an empty listing or an error, and a LIST of a file with the file.
+	// That saves one round trip per listing.
+	var top []item
+	err := v.withConn(ctx, func(c *conn) error {
+		var err error
+		top, err = v.listDir(c, database)
+		return err
+	}, always)
+	if err != nil || !slices.ContainsFunc(top, func(it item) bool { return it.dir }) {
+		present, rerr := v.hasDir(ctx, database)
+		switch {
+		case rerr != nil:
+			return Listing{}, v.wrap("list", "", rerr)
+		case !present:
+			return Listing{}, nil
+		case err != nil:
+			return Listing{}, v.wrap("list", database, err)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := &walker{v: v, ctx: ctx, cancel: cancel, node: "node_" + strconv.Itoa(node)}
+	w.dirs = append(w.dirs, database)
+	w.wg.Add(1)
+	w.expand(database, 1, top)
+	w.wg.Wait()
+	if w.err != nil {
+		return Listing{}, w.err
+	}
+	sort.Slice(w.files, func(i, j int) bool { return w.files[i].Path < w.files[j].Path })
+	sort.Strings(w.dirs)
+	return Listing{Files: w.files, Dirs: w.dirs}, nil
+}
+
+// hasDir reports whether the volume root holds the directory name; an
+// error means the root itself is missing or unreadable.
+func (v *Volume) hasDir(ctx context.Context, name string) (bool, error) {
 	var top []item
 	err := v.withConn(ctx, func(c *conn) error {
 		if err := c.sc.ChangeDir(v.ep.Root); err != nil {
@@ -67,32 +109,12 @@ func (v *Volume) ListNode(ctx context.Context, database string, node int) (Listi
 		top, err = v.listDir(c, "")
 		return asRootError(err)
 	}, always)
-	if err != nil {
-		return Listing{}, v.wrap("list", "", err)
-	}
-	found := false
 	for _, it := range top {
-		if it.name == database && it.dir {
-			found = true
+		if it.name == name && it.dir {
+			return true, err
 		}
 	}
-	if !found {
-		return Listing{}, nil
-	}
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	w := &walker{v: v, ctx: ctx, cancel: cancel, node: "node_" + strconv.Itoa(node)}
-	w.dirs = append(w.dirs, database)
-	w.wg.Add(1)
-	go w.visit(database, 1)
-	w.wg.Wait()
-	if w.err != nil {
-		return Listing{}, w.err
-	}
-	sort.Slice(w.files, func(i, j int) bool { return w.files[i].Path < w.files[j].Path })
-	sort.Strings(w.dirs)
-	return Listing{Files: w.files, Dirs: w.dirs}, nil
+	return false, err
 }
 
 // walker lists a tree with one goroutine per directory; the pool bounds
@@ -136,6 +158,14 @@ func (w *walker) visit(dir string, depth int) {
 		w.fail(w.v.wrap("list", dir, err))
 		return
 	}
+	w.wg.Add(1)
+	w.expand(dir, depth, items)
+}
+
+// expand records the entries of dir, listed at depth, and visits its
+// subdirectories.
+func (w *walker) expand(dir string, depth int, items []item) {
+	defer w.wg.Done()
 	var subdirs []string
 	w.mu.Lock()
 	for _, it := range items {
