@@ -53,53 +53,57 @@ func (r *Runner) Once(ctx context.Context, dryRun bool) (sync.Report, sync.Plan,
 	}
 	opt := archive.Options{MaxConns: c.Parallel, ConnectTimeout: r.ConnectTimeout}
 
-	// The source is only read: its probe writes nothing into the volume.
-	ropt := opt
-	ropt.ReadOnly = true
-	local, err := archive.Open(ctx, r.endpoint(c.LocalURL, r.Settings.Node.IP), ropt)
-	if err != nil {
-		return r.unreachable(fmt.Errorf("local archive volume: %w", err))
-	}
-	defer local.Close()
-
-	order := failoverOrder(remote, r.Settings.Node.Index)
-	var dst *archive.Volume
-	switch c.Role {
-	case config.RoleClient:
+	var tc *tunnel.Client
+	if c.Role == config.RoleClient {
 		if r.Keys == nil {
 			return sync.Report{}, sync.Plan{}, errors.New("SSH = client needs this node's key store")
 		}
-		cc := tunnel.ClientConfig{Connection: c.Name, Nodes: order, Keys: r.Keys, Logger: r.Logger}
+		cc := tunnel.ClientConfig{Connection: c.Name, Nodes: failoverOrder(remote, r.Settings.Node.Index), Keys: r.Keys, Logger: r.Logger}
 		if s := r.Settings.SSHClient; s != nil {
 			cc.Port, cc.User = s.Port, s.User
 		}
-		tc, err := tunnel.NewClient(cc)
-		if err != nil {
+		var err error
+		if tc, err = tunnel.NewClient(cc); err != nil {
 			return sync.Report{}, sync.Plan{}, err
 		}
 		defer tc.Close()
-		topt := opt
-		topt.Dial = tc.DialContext
-		// The tunnel rewrites the host to the node it reached.
-		if dst, err = r.openDestination(ctx, r.endpoint(c.RemoteURL, order[0]), topt); err != nil {
-			return r.unreachable(fmt.Errorf("remote archive volume through SSH: %w", err))
-		}
-	default:
-		var errs []error
-		for _, node := range order {
-			v, err := r.openDestination(ctx, r.endpoint(c.RemoteURL, node), opt)
-			if err == nil {
-				dst = v
-				break
-			}
-			errs = append(errs, err)
-			r.log().Warn("remote node unreachable, trying the next", "connection", c.Name, "node", node, "error", err)
-		}
-		if dst == nil {
-			return r.unreachable(fmt.Errorf("remote archive volume: %w", errors.Join(errs...)))
-		}
 	}
-	defer dst.Close()
+
+	// The source is only read: its probe writes nothing into the volume.
+	// It is opened while the destination is: each costs a login.
+	ropt := opt
+	ropt.ReadOnly = true
+	type opened struct {
+		v   *archive.Volume
+		err error
+	}
+	localc := make(chan opened, 1)
+	// Without the source there is no cycle: its failure stops the remote's
+	// failover at once.
+	remoteCtx, stopRemote := context.WithCancel(ctx)
+	defer stopRemote()
+	go func() {
+		v, err := archive.Open(ctx, r.endpoint(c.LocalURL, r.Settings.Node.IP), ropt)
+		if err != nil {
+			stopRemote()
+		}
+		localc <- opened{v, err}
+	}()
+	dst, derr := r.openRemote(remoteCtx, opt, tc)
+	lo := <-localc
+	if lo.err == nil {
+		defer lo.v.Close()
+	}
+	if derr == nil {
+		defer dst.Close()
+	}
+	switch {
+	case lo.err != nil:
+		return r.unreachable(fmt.Errorf("local archive volume: %w", lo.err))
+	case derr != nil:
+		return r.unreachable(derr)
+	}
+	local := lo.v
 
 	caps := dst.Capabilities()
 	cycle := &sync.Cycle{
@@ -119,14 +123,42 @@ func (r *Runner) Once(ctx context.Context, dryRun bool) (sync.Report, sync.Plan,
 	return cycle.Run(ctx, sync.Volume{Volume: local}, sync.Volume{Volume: dst})
 }
 
+// openRemote opens the remote archive volume: through tc, the
+// connection's SSH tunnel, when there is one, else directly along
+// REMOTE_NODES in failover order.
+func (r *Runner) openRemote(ctx context.Context, opt archive.Options, tc *tunnel.Client) (*archive.Volume, error) {
+	c := r.Conn
+	order := failoverOrder(c.RemoteNodes, r.Settings.Node.Index)
+	if tc != nil {
+		opt.Dial = tc.DialContext
+		// The tunnel rewrites the host to the node it reached.
+		dst, err := r.openDestination(ctx, r.endpoint(c.RemoteURL, order[0]), opt)
+		if err != nil {
+			return nil, fmt.Errorf("remote archive volume through SSH: %w", err)
+		}
+		return dst, nil
+	}
+	var errs []error
+	for _, node := range order {
+		v, err := r.openDestination(ctx, r.endpoint(c.RemoteURL, node), opt)
+		if err == nil {
+			return v, nil
+		}
+		errs = append(errs, err)
+		r.log().Warn("remote node unreachable, trying the next", "connection", c.Name, "node", node, "error", err)
+	}
+	return nil, fmt.Errorf("remote archive volume: %w", errors.Join(errs...))
+}
+
 // openDestination opens a destination volume with what an earlier probe
 // found, or probes it and remembers. A failure to open with remembered
 // capabilities forgets them and probes again.
 func (r *Runner) openDestination(ctx context.Context, ep archive.Endpoint, opt archive.Options) (*archive.Volume, error) {
 	if known := r.Probes.Get(ep); known != nil {
 		opt.Known = known
-		if v, err := archive.Open(ctx, ep, opt); err == nil {
-			return v, nil
+		v, err := archive.Open(ctx, ep, opt)
+		if err == nil || ctx.Err() != nil {
+			return v, err
 		}
 		r.Probes.Forget(ep)
 		opt.Known = nil

@@ -20,6 +20,7 @@ import (
 	"backupsync/internal/archive"
 	"backupsync/internal/config"
 	"backupsync/internal/faultproxy"
+	"backupsync/internal/freeport"
 	"backupsync/internal/ftptest"
 	"backupsync/internal/sync"
 )
@@ -393,4 +394,40 @@ func TestDestinationProbeIsRemembered(t *testing.T) {
 		t.Errorf("the destination was probed %d times, want once", appe.Fired())
 	}
 	e.identical()
+}
+
+// Source volume unmounted or its FTP down while the remote hangs: the cycle
+// reports the source at once instead of waiting out the remote's timeouts.
+func TestSourceDownStopsWaitingForAHangingRemote(t *testing.T) {
+	e := newDirectEnv(t, "embedded")
+	// The remote accepts connections and never greets.
+	hang, err := net.Listen("tcp", dstHost+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hang.Close()
+	go func() {
+		for {
+			c, err := hang.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	r := e.runner()
+	r.ConnectTimeout = 10 * time.Minute
+	if r.Conn.LocalURL.Port, err = freeport.On(srcHost); err != nil {
+		t.Fatal(err)
+	}
+	r.Conn.RemoteURL.Port = hang.Addr().(*net.TCPAddr).Port
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep, _, err := r.Once(ctx, false)
+	if !errors.Is(err, ErrUnreachable) || ctx.Err() != nil {
+		t.Fatalf("cycle: %v (context: %v)", err, ctx.Err())
+	}
+	if !strings.Contains(err.Error(), "local archive volume") || !strings.Contains(rep.Error, "local archive volume") {
+		t.Errorf("the error must name the source: %v / report %q", err, rep.Error)
+	}
 }
