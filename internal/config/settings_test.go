@@ -104,6 +104,21 @@ func TestREADMESettingsExamples(t *testing.T) {
 	}
 }
 
+// Strings that HCL would read as escapes or templates come back as written.
+func TestMarshalQuotesWhatHCLWouldInterpret(t *testing.T) {
+	for _, hash := range []string{`"quoted"`, `back\slash`, "${var}", "%{ if x }", "$${kept}", "tab\tnew\nline\r", "\x01\x7f", "ünïcode ✓", "$", "%", "{}", "a$"} {
+		s := &Settings{Node: Node{Name: "n0011", IP: "127.0.0.11"}, XMLRPC: &XMLRPC{Users: []User{{Name: "admin", PasswordHash: hash}}}}
+		back, err := ParseSettings("/etc/x/backupsyncd.hcl", s.Marshal())
+		if err != nil {
+			t.Errorf("%q: %v\n%s", hash, err, s.Marshal())
+			continue
+		}
+		if got := back.XMLRPC.Users[0].PasswordHash; got != hash {
+			t.Errorf("%q came back as %q\n%s", hash, got, s.Marshal())
+		}
+	}
+}
+
 func TestMarshalRoundTrips(t *testing.T) {
 	s := &Settings{
 		Node:            Node{Name: "n0011", IP: "127.0.0.11", Index: 1},
