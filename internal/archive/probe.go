@@ -19,15 +19,16 @@ func (v *Volume) probe(ctx context.Context, c *conn) (caps Capabilities, err err
 		MDTM:     c.sc.IsGetTimeSupported(),
 		MFMT:     c.sc.IsSetTimeSupported(),
 	}
-	// The root must be listable; MLSD must work where it is advertised.
-	if _, err := v.listDir(c, ""); err != nil {
-		if !connUsable(err) {
-			return caps, err
+	// MLSD must work where it is advertised. (Without MLSD there is nothing
+	// to learn from a listing here: dialing entered the root, and ListNode
+	// reports a root it cannot list.)
+	if caps.MLSD {
+		if _, err := v.listDir(c, ""); err != nil {
+			if !connUsable(err) {
+				return caps, err
+			}
+			caps.MLSD = false
 		}
-		if !caps.MLSD {
-			return caps, &rootError{err}
-		}
-		caps.MLSD = false
 	}
 
 	if v.opt.ReadOnly {
@@ -116,14 +117,14 @@ func (v *Volume) probe(ctx context.Context, c *conn) (caps Capabilities, err err
 // recheck stands in for probe when the capabilities are known from an
 // earlier probe: the root must still list (with MLSD if that was found).
 func (v *Volume) recheck(ctx context.Context, c *conn, known Capabilities) (Capabilities, error) {
+	if !known.MLSD {
+		return known, nil // dialing entered the root; see probe
+	}
 	stop := c.watch(ctx)
 	defer stop()
 	if _, err := v.listDir(c, ""); err != nil {
 		if !connUsable(err) {
 			return known, err
-		}
-		if !known.MLSD {
-			return known, &rootError{err}
 		}
 		known.MLSD = false
 	}
