@@ -43,29 +43,6 @@ func checkPath(p string) error {
 	return nil
 }
 
-// countReader counts what passes through and remembers the source's error.
-type countReader struct {
-	r     io.Reader
-	n     int64
-	calls int
-	err   error
-}
-
-// untouched is a withConn retry predicate: true while *c was never read.
-func untouched(c **countReader) func() bool {
-	return func() bool { return *c == nil || (*c).calls == 0 }
-}
-
-func (c *countReader) Read(p []byte) (int, error) {
-	c.calls++
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	if err != nil && err != io.EOF {
-		c.err = err
-	}
-	return n, err
-}
-
 // Publish writes size bytes from src to path (volume-relative) so that path
 // never holds a partial file:
 //
@@ -118,7 +95,7 @@ func (v *Volume) Publish(ctx context.Context, path string, src io.Reader, size i
 			}
 		}
 		want := size - resumeFrom
-		body = &countReader{r: io.LimitReader(src, want+1)}
+		body = &countReader{r: src, limit: want + 1}
 		var err error
 		switch {
 		case resumeFrom == 0:
@@ -227,7 +204,7 @@ func (v *Volume) publishDirect(ctx context.Context, p string, src io.Reader, siz
 			}
 		}
 		_ = c.sc.Delete(final) // a server may refuse to overwrite
-		body = &countReader{r: io.LimitReader(src, size+1)}
+		body = &countReader{r: src, limit: size + 1}
 		if err := c.sc.Stor(final, body); err != nil {
 			if connUsable(err) {
 				remove()

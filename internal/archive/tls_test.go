@@ -128,6 +128,13 @@ func TestExplicitTLS(t *testing.T) {
 	if err != nil || !bytes.Equal(got, data) || dials.Load() < 2 {
 		t.Fatalf("read over FTPS through a dial func: %v (%d dials)", err, dials.Load())
 	}
+	// Copies between FTPS data connections, and from a tunnelled one, pass
+	// through Read and Write: encrypted bytes cannot move socket to socket.
+	for name, from := range map[string]*Volume{"FTPS": v, "tunnelled FTPS": tv} {
+		if spy := copyFile(t, from, v, "DB/id_1/level_0/node_0/f", "DB/copy", data); spy.direct != 0 || spy.refused == 0 {
+			t.Errorf("%s copy: %d bytes moved directly, %d refusals", name, spy.direct, spy.refused)
+		}
+	}
 	// An untrusted certificate is refused.
 	opt.TLSConfig = &tls.Config{ServerName: host}
 	if _, err := Open(ctxT(t), ep, opt); err == nil {

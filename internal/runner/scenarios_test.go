@@ -431,3 +431,58 @@ func TestSourceDownStopsWaitingForAHangingRemote(t *testing.T) {
 		t.Errorf("the error must name the source: %v / report %q", err, rep.Error)
 	}
 }
+
+// A source file that grows or shrinks after the listing, while its copy goes
+// straight from socket to socket (plain TCP on both sides: the direct path),
+// is not published; the next cycle copies what is there then.
+func TestSourceChangedAfterListingIsNotPublished(t *testing.T) {
+	for _, kind := range ftptest.RealKinds() {
+		for _, change := range []string{"grows", "shrinks"} {
+			t.Run(kind+"/"+change, func(t *testing.T) {
+				e := newDirectEnv(t, kind)
+				e.parallel = 1
+				const first, second = "DB/id_1/level_0/node_0/data_00", "DB/id_1/level_0/node_0/data_01"
+				e.write(first, 100<<10, time.Hour)
+				e.write(second, 3<<20, time.Hour) // read ahead, when not direct
+				e.write("DB/id_1/level_0/node_0/metadata", 100, time.Hour)
+				e.event = func(ev sync.Event) {
+					if ev.Action.Path != first {
+						return
+					}
+					// The second file's copy starts after this returns.
+					size := 3<<20 + 4096
+					if change == "shrinks" {
+						size = 2 << 20
+					}
+					e.write(second, size, time.Hour)
+				}
+				rep := e.mustCycle()
+				// The changed file fails, and holds its set's metadata back.
+				if len(rep.Failed) != 2 || rep.Failed[0].Path != second || !strings.HasSuffix(rep.Failed[1].Path, "/metadata") {
+					t.Fatalf("want %s and the metadata failed: %s %+v", second, rep.Summary(), rep.Failed)
+				}
+				if !strings.Contains(rep.Failed[0].Error, "changed") {
+					t.Errorf("the failure must say the source changed: %s", rep.Failed[0].Error)
+				}
+				for _, p := range []string{second, "DB/id_1/level_0/node_0/metadata"} {
+					if _, err := os.Stat(filepath.Join(e.dstDir(), p)); !errors.Is(err, fs.ErrNotExist) {
+						t.Errorf("%s is at the destination under its final name: %v", p, err)
+					}
+				}
+				e.noPartialUnderFinalName()
+				e.event = nil
+				// Its size differs from the last listing's: deferred once
+				// more, then copied.
+				rep = e.mustCycle()
+				if !rep.OK() || rep.Deferred != 2 { // the file, and the metadata after it
+					t.Fatalf("next cycle: %s", rep.Summary())
+				}
+				// Nothing was resumed from what the changed source gave.
+				if rep = e.mustCycle(); !rep.OK() || rep.Copied != 2 || rep.Resumed != 0 {
+					t.Fatalf("third cycle: %s", rep.Summary())
+				}
+				e.identical()
+			})
+		}
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"backupsync/internal/archive"
 )
 
 // Source is the side backups are read from.
@@ -268,12 +270,14 @@ func (e *executor) copyOnce(ctx context.Context, a Action) (int64, error) {
 	defer r.Close()
 	body := &guardedReader{r: r, left: a.Size - a.From, hash: h, want: want, ctx: ctx, limiter: e.limiter}
 	if err := e.dst.Publish(ctx, a.Path, body, a.Size, a.From); err != nil {
-		if errors.Is(body.err, ErrDigestMismatch) {
-			// Known bad content: never resume from it.
+		if errors.Is(body.err, ErrDigestMismatch) || errors.Is(body.err, errSourceChanged) {
+			// Known bad content, or content of a source that has changed
+			// since (rewritten, not only appended to, for all we know):
+			// never resume from it.
 			if e.opt.TempName != nil {
 				e.dst.Delete(context.WithoutCancel(ctx), e.opt.TempName(a.Path))
 			}
-			return body.n, fmt.Errorf("copy %s: %w", a.Path, ErrDigestMismatch)
+			return body.n, fmt.Errorf("copy %s: %w", a.Path, body.err)
 		}
 		if body.err != nil {
 			return body.n, fmt.Errorf("copy %s: %w", a.Path, body.err)
@@ -354,4 +358,44 @@ func (g *guardedReader) Read(p []byte) (int, error) {
 		g.err = err
 	}
 	return n, err
+}
+
+// DirectTo passes a direct copy (see archive.DirectReader) through the same
+// checks as Read. A copy that hashes cannot: the bytes must pass through
+// here. At the listed size it stops, so that the end is read, and checked,
+// with Read.
+func (g *guardedReader) DirectTo(w io.Writer, n int64) (int64, error) {
+	if g.err != nil {
+		return 0, g.err
+	}
+	d, ok := g.r.(archive.DirectReader)
+	if !ok || g.hash != nil || g.left == 0 {
+		return 0, archive.ErrNotDirect
+	}
+	n = min(n, g.left)
+	if g.limiter != nil {
+		n = min(n, int64(g.limiter.Burst()))
+	}
+	m, err := d.DirectTo(w, n)
+	g.left -= m
+	g.n += m
+	if g.limiter != nil && m > 0 {
+		if werr := g.limiter.WaitN(g.ctx, int(m)); werr != nil {
+			g.err = werr
+			return m, werr
+		}
+	}
+	switch {
+	case err == io.EOF && g.left != 0:
+		g.err = errSourceChanged // it ended before the listed size
+		return m, g.err
+	case err == io.EOF:
+		g.eof = true
+		return m, io.EOF
+	case errors.Is(err, archive.ErrNotDirect):
+		return m, err
+	case err != nil:
+		g.err = err
+	}
+	return m, err
 }

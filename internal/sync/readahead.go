@@ -3,6 +3,8 @@ package sync
 import (
 	"io"
 	gosync "sync"
+
+	"backupsync/internal/archive"
 )
 
 // Read-ahead sizes: a large file is read in readAheadChunk pieces, up to
@@ -17,7 +19,11 @@ const (
 // readAhead reads its source in a goroutine, so that reading the source
 // overlaps writing the destination: a copy then moves at the speed of the
 // slower side instead of the sum of both latencies. Memory is bounded by
-// readAheadChunk × (readAheadDepth + 2) whatever the file's size.
+// readAheadChunk × (readAheadDepth + 1) whatever the file's size.
+//
+// The goroutine starts with the first Read. A copy that goes direct (see
+// DirectTo) needs none: it reads no bytes, and its last Read, which
+// only finds the end, goes to the source itself.
 type readAhead struct {
 	src  io.ReadCloser
 	full chan chunk
@@ -25,9 +31,11 @@ type readAhead struct {
 	stop chan struct{}
 	done chan struct{}
 
-	cur  chunk
-	off  int
-	once gosync.Once
+	started bool
+	direct  bool // DirectTo moved bytes: no read-ahead any more
+	cur     chunk
+	off     int
+	once    gosync.Once
 }
 
 type chunk struct {
@@ -36,13 +44,17 @@ type chunk struct {
 }
 
 func newReadAhead(src io.ReadCloser) *readAhead {
-	r := &readAhead{src: src, full: make(chan chunk, readAheadDepth), free: make(chan []byte, readAheadDepth+1),
-		stop: make(chan struct{}), done: make(chan struct{})}
+	return &readAhead{src: src, stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+func (r *readAhead) start() {
+	r.started = true
+	r.full = make(chan chunk, readAheadDepth)
+	r.free = make(chan []byte, readAheadDepth+1)
 	for range readAheadDepth + 1 {
 		r.free <- make([]byte, readAheadChunk)
 	}
 	go r.fill()
-	return r
 }
 
 func (r *readAhead) fill() {
@@ -69,8 +81,27 @@ func (r *readAhead) fill() {
 	}
 }
 
+// DirectTo hands a direct copy to the source while nothing was read ahead.
+func (r *readAhead) DirectTo(w io.Writer, n int64) (int64, error) {
+	d, ok := r.src.(archive.DirectReader)
+	if !ok || r.started {
+		return 0, archive.ErrNotDirect
+	}
+	m, err := d.DirectTo(w, n)
+	if m > 0 {
+		r.direct = true
+	}
+	return m, err
+}
+
 // Read returns the bytes read ahead, in order, then the source's error.
 func (r *readAhead) Read(p []byte) (int, error) {
+	if r.direct {
+		return r.src.Read(p)
+	}
+	if !r.started {
+		r.start()
+	}
 	for r.off == len(r.cur.buf) {
 		if r.cur.err != nil {
 			return 0, r.cur.err
@@ -95,7 +126,9 @@ func (r *readAhead) Close() error {
 	r.once.Do(func() {
 		close(r.stop)
 		err = r.src.Close() // unblocks a Read in progress
-		<-r.done
+		if r.started {
+			<-r.done
+		}
 	})
 	return err
 }

@@ -1,0 +1,173 @@
+package archive
+
+import (
+	"errors"
+	"io"
+	"net"
+	"time"
+)
+
+// Direct copies. A file read from one volume (Volume.Open) and published to
+// another (Publish) can move from the source's data connection to the
+// destination's inside the kernel (splice(2), which Go's TCPConn.ReadFrom
+// uses) instead of through this process's memory: on a 2-core node that
+// leaves the CPU a copy used to the FTP servers. Only plain TCP data
+// connections can; FTPS and SSH-tunnelled ones use Read and Write.
+//
+// The layers between the two (sync's checks) take part by implementing
+// DirectReader themselves: each DirectTo passes on at most n bytes and
+// counts what moved.
+
+// DirectReader is a reader that can move its bytes straight to w.
+//
+// DirectTo moves at most n (> 0) bytes to w and returns how many moved. At
+// the end of the data it returns io.EOF, as Read does. ErrNotDirect, with
+// nothing moved, means that this reader cannot write to this w directly
+// (now or any more): the caller goes on with Read.
+type DirectReader interface {
+	io.Reader
+	DirectTo(w io.Writer, n int64) (int64, error)
+}
+
+// ErrNotDirect: see DirectReader.
+var ErrNotDirect = errors.New("no direct copy between these connections")
+
+// directChunk is the most a DirectTo moves at once. The connections'
+// deadlines are set per chunk: a direct copy must move a chunk per
+// OpTimeout (17 KiB/s with the default) to count as alive, where Read and
+// Write need a byte.
+const directChunk = 1 << 20
+
+// tcp is the connection under c when it is plain TCP with working
+// deadlines, else nil.
+func (c *ioConn) tcp() *net.TCPConn {
+	if c.noDL.Load() {
+		return nil
+	}
+	t, _ := c.Conn.(*net.TCPConn)
+	return t
+}
+
+// spliceN moves at most n bytes from src to dst, with the deadline d on
+// both. It returns how many moved; fewer than n with a nil error means
+// src reached its end.
+func spliceN(dst *ioConn, src *ioConn, n int64, d time.Duration) (int64, error) {
+	dt, st := dst.tcp(), src.tcp()
+	deadline := time.Now().Add(d)
+	if err := st.SetReadDeadline(deadline); err != nil {
+		return 0, err
+	}
+	if err := dt.SetWriteDeadline(deadline); err != nil {
+		return 0, err
+	}
+	return dt.ReadFrom(&io.LimitedReader{R: st, N: n})
+}
+
+// DirectTo moves the file's bytes to w, the data connection of a Publish,
+// when both are plain TCP (see DirectReader).
+func (r *reader) DirectTo(w io.Writer, n int64) (int64, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return 0, r.err
+	}
+	if r.closed {
+		return 0, errors.New("read after close")
+	}
+	dst, ok := w.(*ioConn)
+	src := r.c.soleData()
+	if !ok || src == nil || r.v.ep.TLS || dst.tcp() == nil || src.tcp() == nil {
+		return 0, ErrNotDirect
+	}
+	m, err := spliceN(dst, src, min(n, directChunk), r.v.opt.OpTimeout)
+	if err != nil {
+		r.done, r.broken = true, true
+		r.err = r.fail(err)
+		return m, r.err
+	}
+	if m < min(n, directChunk) {
+		// The end of the data: the server's final reply decides.
+		r.done = true
+		if cerr := r.resp.Close(); cerr != nil {
+			r.broken = !connUsable(cerr)
+			r.err = r.fail(cerr)
+			return m, r.err
+		}
+		r.err = io.EOF
+		return m, io.EOF
+	}
+	return m, nil
+}
+
+// soleData is c's data connection while exactly one is open.
+func (c *conn) soleData() *ioConn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.data) != 1 {
+		return nil
+	}
+	return c.data[0]
+}
+
+// countReader is what Publish uploads: at most limit bytes of r, counted,
+// with r's error remembered. Its WriteTo (which io.Copy in jlaffaye's Stor
+// calls) moves the bytes directly when r is a DirectReader that can.
+type countReader struct {
+	r     io.Reader
+	limit int64 // bytes that may still be read
+	n     int64
+	calls int
+	err   error
+}
+
+// untouched is a withConn retry predicate: true while *c was never read.
+func untouched(c **countReader) func() bool {
+	return func() bool { return *c == nil || (*c).calls == 0 }
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	if c.limit <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > c.limit {
+		p = p[:c.limit]
+	}
+	c.calls++
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	c.limit -= int64(n)
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
+	return n, err
+}
+
+// copyBuffer is the buffer of a copy through this process: larger than
+// io.Copy's 32 KiB, for fewer system calls per file.
+const copyBuffer = 256 << 10
+
+func (c *countReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	if d, ok := c.r.(DirectReader); ok {
+		for c.limit > 0 {
+			c.calls++
+			m, err := d.DirectTo(w, c.limit)
+			c.n += m
+			c.limit -= m
+			total += m
+			if err == io.EOF {
+				return total, nil
+			}
+			if errors.Is(err, ErrNotDirect) && m == 0 {
+				break // on with Read
+			}
+			if err != nil {
+				c.err = err
+				return total, err
+			}
+		}
+	}
+	// Only Read and Write: w's ReadFrom and c's WriteTo would come back here.
+	m, err := io.CopyBuffer(struct{ io.Writer }{w}, struct{ io.Reader }{c}, make([]byte, copyBuffer))
+	return total + m, err
+}
