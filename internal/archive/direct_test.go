@@ -64,8 +64,8 @@ func readAll(t *testing.T, v *Volume, path string) []byte {
 	return b
 }
 
-// Between two plain FTP servers every byte of a copy moves socket to
-// socket; only the end is read.
+// Between two plain FTP servers a copy's bytes move socket to socket, but
+// for a tail smaller than directMin, which is read.
 func TestDirectCopyBetweenPlainFTPServers(t *testing.T) {
 	checkGoroutines(t)
 	for i, kind := range allKinds() {
@@ -73,12 +73,17 @@ func TestDirectCopyBetweenPlainFTPServers(t *testing.T) {
 			srcS := ftptest.Start(t, kind, kindHost[kind])
 			dstS := ftptest.Start(t, kind, []string{"127.0.1.61", "127.0.1.62", "127.0.1.63", "127.0.1.64"}[i])
 			src, dst := openVolume(t, srcS, testOptions()), openVolume(t, dstS, testOptions())
-			for _, size := range []int{0, 1, directChunk, 3*directChunk + 17} {
-				data := randBytes(int64(size), size)
+			for _, tc := range []struct{ size, direct int }{
+				{0, 0}, {1, 0}, {directMin / 2, 0}, // too small to be worth it
+				{directMin, directMin}, {directChunk, directChunk},
+				{3*directChunk + directMin, 3*directChunk + directMin},
+				{3*directChunk + 17, 3 * directChunk}, // the last 17 bytes are read
+			} {
+				data := randBytes(int64(tc.size), tc.size)
 				writeLocal(t, srcS, "DB/f", data)
 				spy := copyFile(t, src, dst, "DB/f", "DB/copy", data)
-				if spy.direct != int64(size) || spy.readTail != 0 {
-					t.Errorf("%d bytes: %d moved directly, %d read", size, spy.direct, spy.readTail)
+				if spy.direct != int64(tc.direct) || spy.readTail != int64(tc.size-tc.direct) {
+					t.Errorf("%d bytes: %d moved directly, %d read; want %d directly", tc.size, spy.direct, spy.readTail, tc.direct)
 				}
 			}
 			// A source larger than the size given to Publish: the extra byte
