@@ -146,8 +146,14 @@ func (c *chanConn) reader() *io.PipeReader {
 	return c.pr
 }
 
+// pumpBuffers recycles the read pumps' buffers (a pump per data
+// connection, that is per file).
+var pumpBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 func (c *chanConn) readPump(pw *io.PipeWriter) {
-	buf := make([]byte, 32<<10)
+	bp := pumpBuffers.Get().(*[]byte)
+	defer pumpBuffers.Put(bp)
+	buf := *bp
 	for {
 		n, err := c.ch.Read(buf)
 		if n > 0 {

@@ -466,6 +466,20 @@ func (s *Server) forward(nch ssh.NewChannel, target string, p *peer, log *slog.L
 // against 98–188 MiB/s with 32 KiB.
 const proxyBuffer = 256 << 10
 
+// proxyBuffers recycles the copy buffers: every FTP data connection (one
+// per file) is a forwarded connection, and allocating 512 KiB for each
+// kept the garbage collector busy when thousands of small files went
+// through.
+var proxyBuffers = sync.Pool{New: func() any { b := make([]byte, proxyBuffer); return &b }}
+
+// copyPooled is io.CopyBuffer with a buffer from proxyBuffers, using only
+// Read and Write.
+func copyPooled(dst io.Writer, src io.Reader) (int64, error) {
+	b := proxyBuffers.Get().(*[]byte)
+	defer proxyBuffers.Put(b)
+	return io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *b)
+}
+
 // proxy copies both ways, passing half-closes on, until both directions
 // end; an error in either direction closes both. When the SSH connection
 // broke (lost), the archive FTP connection is reset rather than half-closed,
@@ -475,7 +489,7 @@ func proxy(ch ssh.Channel, tc net.Conn, lost func() bool) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_, err := io.CopyBuffer(tc, struct{ io.Reader }{ch}, make([]byte, proxyBuffer))
+		_, err := copyPooled(tc, ch)
 		if err == nil && lost() {
 			err = ErrConnectionLost
 		}
@@ -491,7 +505,7 @@ func proxy(ch ssh.Channel, tc net.Conn, lost func() bool) {
 			cw.CloseWrite()
 		}
 	}()
-	_, err := io.CopyBuffer(ch, struct{ io.Reader }{tc}, make([]byte, proxyBuffer))
+	_, err := copyPooled(ch, tc)
 	if err != nil {
 		tc.Close()
 		ch.Close()
