@@ -391,6 +391,7 @@ timed() { # label cmd...: run under GNU time, output to logs/label.log
 # the fastest of five timed runs of true, subtracted from every time (it is
 # a fifth of a no-op's time on this box). Printed with the machine's info.
 HARNESS=0
+HARNESS_MEASURED=0
 measure_harness() {
 	local best="" n
 	for n in 1 2 3 4 5; do
@@ -398,6 +399,7 @@ measure_harness() {
 		if [ -z "$best" ] || less "$T_SECS" "$best"; then best=$T_SECS; fi
 	done
 	HARNESS=$best
+	HARNESS_MEASURED=1
 }
 
 M_SECS=0
@@ -711,7 +713,7 @@ machine_info() {
 	echo "machine: $(nproc) cores, $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
 	echo "tools:   $(rclone version 2>/dev/null | head -1), $(lftp --version 2>/dev/null | head -1 | sed 's/ *| */ /g; s/ Copyright.*//'), $(/usr/sbin/vsftpd -v 0>&1 2>&1 | head -1), $(ssh -V 2>&1), $(go version | cut -d' ' -f3)"
 	echo "backupsyncd: $([ -x "$BS" ] && "$BS" --version 2>/dev/null || echo none), built from $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$repo" status --porcelain -- cmd internal go.mod go.sum 2>/dev/null | grep -q . && echo ' + uncommitted changes')"
-	echo "harness: ${HARNESS}s per timed command (time + timeout + fork), subtracted from every time"
+	[ "$HARNESS_MEASURED" = 0 ] || echo "harness: ${HARNESS}s per timed command (time + timeout + fork), subtracted from every time"
 	echo "load:    $LOAD_START at start, $(cut -d' ' -f1-3 /proc/loadavg) now (1/5/15 min; the box may be shared)"
 }
 
