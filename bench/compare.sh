@@ -9,7 +9,7 @@
 #   --tunnel     also the SSH stage (issue 4)
 #   --trees      which trees: large (8 x 64 MiB), small (5,000 x 16 KiB)
 #   --repeat N   rounds per tree, the fastest counts (default: 2 for the
-#                large tree, whose copies take seconds, 1 for the others)
+#                large and big trees, whose copies take seconds, 1 for small)
 #   --no-bs      peers only
 #   --workdir D  where the volumes live (default /var/tmp; /dev/shm = RAM)
 #   --keep       keep the work directory (always kept when a run fails)
@@ -755,7 +755,10 @@ report() {
 			if (tool[i] ~ /^backupsyncd/ && tool[i] !~ /server/) {
 				if (status[i] == "ok" && (k in best)) {
 					ratio = best[k] / s[i]
-					vs = sprintf("%.2fx %s (target >= %.2fx, best: %s %.3gs)", ratio, ratio >= target(st[i], tr[i], ph[i]) ? "MET" : "MISSED", target(st[i], tr[i], ph[i]), bestt[k], best[k])
+					if (tr[i] == "big") # issue 3 sets no speed target here, only flat RSS
+						vs = sprintf("%.2fx (no speed target; best: %s %.3gs)", ratio, bestt[k], best[k])
+					else
+						vs = sprintf("%.2fx %s (target >= %.2fx, best: %s %.3gs)", ratio, ratio >= target(st[i], tr[i], ph[i]) ? "MET" : "MISSED", target(st[i], tr[i], ph[i]), bestt[k], best[k])
 				} else vs = status[i] (note[i] != "" ? ": " note[i] : "")
 			} else if (status[i] != "ok" && note[i] != "") vs = note[i]
 			if (fmt == "md")
@@ -820,7 +823,9 @@ main() {
 	done
 	if [ $want_big = 1 ]; then
 		use_tree big
-		REPEAT=1
+		# Two rounds, so that no tool is always the first to copy after
+		# the tree was moved in (with one round backupsyncd always was).
+		REPEAT=${REPEAT_OPT:-2}
 		stage_ftp big
 	fi
 
