@@ -73,33 +73,21 @@ func spliceN(dst *ioConn, src *ioConn, n int64, d time.Duration) (int64, error) 
 func (r *reader) DirectTo(w io.Writer, n int64) (int64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.err != nil {
-		return 0, r.err
-	}
-	if r.closed {
-		return 0, errors.New("read after close")
+	if err := r.ready(); err != nil {
+		return 0, err
 	}
 	dst, ok := w.(*ioConn)
 	src := r.c.soleData()
 	if n < directMin || !ok || src == nil || r.v.ep.TLS || dst.tcp() == nil || src.tcp() == nil {
 		return 0, ErrNotDirect
 	}
-	m, err := spliceN(dst, src, min(n, directChunk), r.v.opt.OpTimeout)
-	if err != nil {
-		r.done, r.broken = true, true
-		r.err = r.fail(err)
-		return m, r.err
-	}
-	if m < min(n, directChunk) {
-		// The end of the data: the server's final reply decides.
-		r.done = true
-		if cerr := r.resp.Close(); cerr != nil {
-			r.broken = !connUsable(cerr)
-			r.err = r.fail(cerr)
-			return m, r.err
-		}
-		r.err = io.EOF
-		return m, io.EOF
+	want := min(n, directChunk)
+	m, err := spliceN(dst, src, want, r.v.opt.OpTimeout)
+	switch {
+	case err != nil:
+		return r.finish(m, err)
+	case m < want:
+		return r.finish(m, io.EOF) // the end of the data
 	}
 	return m, nil
 }

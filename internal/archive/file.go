@@ -413,19 +413,34 @@ type reader struct {
 func (r *reader) Read(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.err != nil {
-		return 0, r.err
-	}
-	if r.closed {
-		return 0, errors.New("read after close")
+	if err := r.ready(); err != nil {
+		return 0, err
 	}
 	n, err := r.resp.Read(p)
 	if err == nil {
 		return n, nil
 	}
+	_, err = r.finish(0, err)
+	return n, err
+}
+
+// ready is nil while r can move bytes, else why not.
+func (r *reader) ready() error {
+	if r.err != nil {
+		return r.err
+	}
+	if r.closed {
+		return errors.New("read after close")
+	}
+	return nil
+}
+
+// finish ends the transfer after its last n bytes with err: at io.EOF the
+// server's final reply decides whether this was the end; any other error
+// leaves the connection in an unknown state.
+func (r *reader) finish(n int64, err error) (int64, error) {
 	r.done = true
 	if err == io.EOF {
-		// The server's final reply decides whether this was the end.
 		if cerr := r.resp.Close(); cerr != nil {
 			r.broken = !connUsable(cerr)
 			r.err = r.fail(cerr)
