@@ -40,6 +40,8 @@ import (
 	"testing"
 	"time"
 
+	"backupsync/internal/freeport"
+
 	"github.com/jlaffaye/ftp"
 )
 
@@ -141,7 +143,7 @@ func StartPort(t testing.TB, kind, host string, port int) *Server {
 	for attempt := 0; attempt < 3; attempt++ {
 		s.Port = port
 		if port == 0 {
-			if s.Port, err = freePort(host); err != nil {
+			if s.Port, err = freeport.On(host); err != nil {
 				break
 			}
 		}
@@ -224,16 +226,6 @@ func missing(t testing.TB, err error) {
 		t.Fatalf("ftptest: %v (CI=true: run test/install-deps.sh)", err)
 	}
 	t.Skipf("ftptest: %v (run test/install-deps.sh)", err)
-}
-
-// freePort asks the kernel for a port that is free on host right now.
-func freePort(host string) (int, error) {
-	l, err := net.Listen("tcp4", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // waitLogin waits until the server at addr accepts a login, or alive reports

@@ -3,7 +3,6 @@
 package sshtest
 
 import (
-	"backupsync/internal/proctree"
 	"io"
 	"net"
 	"os"
@@ -14,6 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"backupsync/internal/freeport"
+	"backupsync/internal/proctree"
 )
 
 // Binary is where Debian's openssh-server installs sshd.
@@ -35,12 +37,11 @@ func Need(t testing.TB, name string) string {
 
 func freePort(t testing.TB, host string) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	p, err := freeport.On(host)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // SSHD is an OpenSSH sshd started by a test from its own config.

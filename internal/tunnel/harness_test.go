@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"backupsync/internal/freeport"
 	"backupsync/internal/ftptest"
 	"backupsync/internal/proctree"
 	"backupsync/internal/sshtest"
@@ -102,12 +103,11 @@ func (l *logBuf) waitFor(t testing.TB, timeout time.Duration, subs ...string) {
 
 func freePort(t testing.TB, host string) int {
 	t.Helper()
-	ln, err := net.Listen("tcp4", host+":0")
+	p, err := freeport.On(host)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // listenOn listens on host at a free port.
