@@ -73,7 +73,13 @@ func (v *Volume) dial(ctx context.Context) (*conn, error) {
 		if v.opt.Dial != nil {
 			raw, err = v.opt.Dial(dctx, network, addr)
 		} else {
-			var d net.Dialer
+			// A data connection lives for one transfer, bounded by the
+			// operation timeout: TCP keepalive would only cost four
+			// setsockopt calls per file.
+			d := net.Dialer{}
+			if !isControl {
+				d.KeepAlive = -1
+			}
 			raw, err = d.DialContext(dctx, network, addr)
 		}
 		if err != nil {

@@ -338,8 +338,17 @@ func (c *Client) wrap(l *link, conn net.Conn, target string) *chanConn {
 	if idle < 0 {
 		idle = 0
 	}
-	cc := newChanConn(conn, raddr, idle, l.tc.lost, l.remove, func(cc *chanConn) {
-		c.log.Warn("tunnel: idle watchdog closed a tunnelled connection", "node", l.node.addr, "target", target, "idle", idle)
+	cc := newChanConn(conn, raddr, idle, connHooks{
+		lost:    l.tc.lost,
+		onClose: l.remove,
+		onIdle: func(*chanConn) {
+			c.log.Warn("tunnel: idle watchdog closed a tunnelled connection", "node", l.node.addr, "target", target, "idle", idle)
+		},
+		kill: func() {
+			c.log.Warn("tunnel: the peer did not answer the close of a stalled connection; closing the SSH connection",
+				"node", l.node.addr, "target", target, "grace", closeGrace)
+			l.client.Close()
+		},
 	})
 	if !l.add(cc) {
 		cc.Close()

@@ -30,6 +30,11 @@ var ErrDeadlineUnsupported = errors.New("tunnel: deadlines are not supported on 
 // during a large Write.
 const writeChunk = 64 << 10
 
+// closeGrace is how long a Read or Write may stay blocked after Close before
+// the whole SSH connection is closed under it: a peer whose SSH layer does
+// not answer a channel close within it is frozen.
+const closeGrace = 5 * time.Second
+
 // closeWriter is the half-close of an SSH channel.
 type closeWriter interface{ CloseWrite() error }
 
@@ -38,12 +43,15 @@ type closeWriter interface{ CloseWrite() error }
 // treats io.EOF from Close as success, and closes itself when a Read or
 // Write has been waiting for idle without a byte moving.
 //
-// Closing an x/crypto/ssh channel does not wake a Read or Write blocked on
-// it (only the peer's answer or the death of the SSH connection does), so
-// the blocking calls run in two pump goroutines, started on first use; Read
-// and Write wait for them or for Close, whichever comes first. A pump stuck
-// on a channel ends when the peer answers the close or the SSH connection
-// ends (keepalives bound that).
+// Read and Write call the channel directly. Closing an x/crypto/ssh channel
+// does not wake a Read or Write blocked on it by itself: the peer's answer
+// to the close does (its SSH layer answers at once, whatever the forwarded
+// connection behind it is doing), or the end of the SSH connection, which
+// keepalives bound when the peer is frozen. A Read or Write that returns
+// after Close reports the close (or the watchdog, or the lost connection),
+// never a clean io.EOF, so a cut transfer cannot look complete. Where the
+// peer does not answer within closeGrace (frozen, with keepalives off),
+// hooks.kill ends the SSH connection, which wakes them too.
 type chanConn struct {
 	ch    net.Conn // the channel, as returned by ssh.Client.Dial
 	raddr *net.TCPAddr
@@ -56,28 +64,23 @@ type chanConn struct {
 
 	mu    sync.Mutex
 	timer *time.Timer
-	abort chan struct{} // closed by Close
-	pr    *io.PipeReader
 
-	wsem    chan struct{} // one Write (or CloseWrite) at a time
-	wreq    chan []byte   // nil until the write pump runs
-	wres    chan writeResult
-	wbuf    []byte
-	onClose func(*chanConn) // unregisters from the owning SSH connection
-	onIdle  func(*chanConn) // logs the watchdog's action
-	lost    func() bool     // reports whether the SSH transport failed
+	wsem chan struct{} // one Write (or CloseWrite) at a time
+	connHooks
 }
 
-type writeResult struct {
-	n   int
-	err error
+// connHooks tie a chanConn to its SSH connection; each may be nil.
+type connHooks struct {
+	lost    func() bool     // reports whether the SSH transport failed
+	onClose func(*chanConn) // unregisters from the owning SSH connection
+	onIdle  func(*chanConn) // logs the watchdog's action
+	kill    func()          // ends the SSH connection whose peer froze
 }
 
 var _ net.Conn = (*chanConn)(nil)
 
-func newChanConn(c net.Conn, raddr *net.TCPAddr, idle time.Duration, lost func() bool, onClose, onIdle func(*chanConn)) *chanConn {
-	cc := &chanConn{ch: c, raddr: raddr, idle: idle, lost: lost, onClose: onClose, onIdle: onIdle,
-		abort: make(chan struct{}), wsem: make(chan struct{}, 1)}
+func newChanConn(c net.Conn, raddr *net.TCPAddr, idle time.Duration, h connHooks) *chanConn {
+	cc := &chanConn{ch: c, raddr: raddr, idle: idle, connHooks: h, wsem: make(chan struct{}, 1)}
 	cc.last.Store(time.Now().UnixNano())
 	if idle > 0 {
 		cc.mu.Lock()
@@ -130,98 +133,37 @@ func (c *chanConn) closedErr(op string) error {
 	return &net.OpError{Op: op, Net: "tcp", Addr: c.raddr, Err: net.ErrClosed}
 }
 
-// reader returns the read end of the read pump, starting it on first use.
-func (c *chanConn) reader() *io.PipeReader {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.pr == nil {
-		pr, pw := io.Pipe()
-		c.pr = pr
-		if c.closed.Load() {
-			pr.CloseWithError(c.closedErr("read"))
-		} else {
-			go c.readPump(pw)
-		}
-	}
-	return c.pr
-}
-
-// pumpBuffers recycles the read pumps' buffers (a pump per data
-// connection, that is per file).
-var pumpBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
-func (c *chanConn) readPump(pw *io.PipeWriter) {
-	bp := pumpBuffers.Get().(*[]byte)
-	defer pumpBuffers.Put(bp)
-	buf := *bp
-	for {
-		n, err := c.ch.Read(buf)
-		if n > 0 {
-			if _, werr := pw.Write(buf[:n]); werr != nil {
-				return // the reading side was closed
-			}
-		}
-		if err != nil {
-			if err == io.EOF && c.lost != nil && c.lost() {
-				err = &net.OpError{Op: "read", Net: "tcp", Addr: c.raddr, Err: ErrConnectionLost}
-			}
-			pw.CloseWithError(err)
-			return
-		}
-	}
-}
-
 // Read reads from the channel; io.EOF means the far side ended the stream.
-// An error wrapping ErrConnectionLost means the SSH connection broke.
+// An error wrapping ErrConnectionLost means the SSH connection broke, one
+// wrapping ErrIdle that the watchdog closed the connection.
 func (c *chanConn) Read(p []byte) (int, error) {
-	pr := c.reader()
+	if c.closed.Load() {
+		return 0, c.closedErr("read")
+	}
 	c.begin()
-	n, err := pr.Read(p)
+	n, err := c.ch.Read(p)
 	c.end()
-	if err == io.ErrClosedPipe {
-		err = c.closedErr("read") // Close or the watchdog closed it
+	if err == nil {
+		return n, nil
+	}
+	// x/crypto/ssh ends every channel with io.EOF: after our own Close, a
+	// lost connection or the peer's proper end of stream alike.
+	if c.closed.Load() || c.lost != nil && c.lost() {
+		return n, c.closedErr("read")
 	}
 	return n, err
 }
 
-// writer starts the write pump on first use; false when closed.
-func (c *chanConn) writer() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed.Load() {
-		return false
-	}
-	if c.wreq == nil {
-		c.wreq = make(chan []byte)
-		c.wres = make(chan writeResult, 1)
-		c.wbuf = make([]byte, writeChunk)
-		go c.writePump(c.wreq, c.wres)
-	}
-	return true
-}
-
-func (c *chanConn) writePump(req <-chan []byte, res chan<- writeResult) {
-	for {
-		select {
-		case b := <-req:
-			n, err := c.ch.Write(b)
-			res <- writeResult{n, err}
-		case <-c.abort:
-			return
-		}
-	}
-}
-
-// Write writes p in chunks, each copied to the pump, so the watchdog sees
-// progress and Close can cut a Write the peer does not take.
+// Write writes p in chunks, so that the watchdog sees progress during a
+// large Write.
 func (c *chanConn) Write(p []byte) (int, error) {
-	if !c.writer() {
-		return 0, c.closedErr("write")
-	}
 	select {
 	case c.wsem <- struct{}{}:
-	case <-c.abort:
-		return 0, c.closedErr("write")
+	default:
+		if c.closed.Load() {
+			return 0, c.closedErr("write")
+		}
+		c.wsem <- struct{}{} // another Write: wait for it
 	}
 	defer func() { <-c.wsem }()
 	if c.closed.Load() {
@@ -231,46 +173,36 @@ func (c *chanConn) Write(p []byte) (int, error) {
 	defer c.end()
 	total := 0
 	for len(p) > 0 {
-		n := copy(c.wbuf, p)
-		select {
-		case c.wreq <- c.wbuf[:n]:
-		case <-c.abort:
-			return total, c.closedErr("write")
-		}
-		select {
-		case r := <-c.wres:
-			total += r.n
-			c.progress()
-			if r.err != nil {
-				if r.err == io.EOF { // the channel is closed
-					e := error(io.ErrClosedPipe)
-					if c.lost != nil && c.lost() {
-						e = ErrConnectionLost
-					}
-					r.err = &net.OpError{Op: "write", Net: "tcp", Addr: c.raddr, Err: e}
-				}
-				return total, r.err
+		chunk := p[:min(len(p), writeChunk)]
+		n, err := c.ch.Write(chunk)
+		total += n
+		c.progress()
+		if err != nil {
+			if err == io.EOF || c.closed.Load() { // the channel is closed
+				return total, c.closedErrOr("write", io.ErrClosedPipe)
 			}
-		case <-c.abort:
-			// The pump may still hold wbuf: never write again.
-			return total, c.closedErr("write")
+			return total, err
 		}
 		p = p[n:]
 	}
 	return total, nil
 }
 
+// closedErrOr is closedErr, except that a channel the peer closed while
+// nothing on our side did reports err.
+func (c *chanConn) closedErrOr(op string, err error) error {
+	if c.closed.Load() || c.lost != nil && c.lost() {
+		return c.closedErr(op)
+	}
+	return &net.OpError{Op: op, Net: "tcp", Addr: c.raddr, Err: err}
+}
+
 // CloseWrite sends EOF to the far side; reading goes on. It waits for a
 // Write in progress.
 func (c *chanConn) CloseWrite() error {
-	select {
-	case c.wsem <- struct{}{}:
-	case <-c.abort:
-		return c.closedErr("close")
-	}
+	c.wsem <- struct{}{}
 	defer func() { <-c.wsem }()
 	if c.closed.Load() {
-		// A Write cut short by Close may still be inside the channel.
 		return c.closedErr("close")
 	}
 	if cw, ok := c.ch.(closeWriter); ok {
@@ -281,10 +213,10 @@ func (c *chanConn) CloseWrite() error {
 	return nil
 }
 
-// Close sends EOF and closes the channel, and makes a Read or Write in
-// progress return. It always returns nil: io.EOF (the far side closed
-// first) is success, a second Close is a no-op, and after the SSH
-// connection died there is nothing left to close.
+// Close sends EOF and closes the channel; a Read or Write in progress
+// returns once the peer answers (see chanConn). It always returns nil:
+// io.EOF (the far side closed first) is success, a second Close is a
+// no-op, and after the SSH connection died there is nothing left to close.
 func (c *chanConn) Close() error {
 	if c.closed.Swap(true) {
 		return nil
@@ -305,14 +237,17 @@ func (c *chanConn) Close() error {
 	if c.timer != nil {
 		c.timer.Stop()
 	}
-	close(c.abort)
-	if c.pr != nil {
-		c.pr.CloseWithError(c.closedErr("read"))
-	}
 	c.mu.Unlock()
 	_ = c.ch.Close()
 	if c.onClose != nil {
 		c.onClose(c)
+	}
+	if c.kill != nil && c.pending.Load() > 0 {
+		time.AfterFunc(closeGrace, func() {
+			if c.pending.Load() > 0 {
+				c.kill()
+			}
+		})
 	}
 	return nil
 }

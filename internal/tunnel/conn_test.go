@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,7 +15,7 @@ func TestWatchdogClosesStalledRead(t *testing.T) {
 	a, b := net.Pipe()
 	defer b.Close()
 	var idled atomic.Int32
-	cc := newChanConn(a, &net.TCPAddr{IP: net.IPv4(127, 0, 3, 1), Port: 21}, 200*time.Millisecond, nil, nil, func(*chanConn) { idled.Add(1) })
+	cc := newChanConn(a, &net.TCPAddr{IP: net.IPv4(127, 0, 3, 1), Port: 21}, 200*time.Millisecond, connHooks{onIdle: func(*chanConn) { idled.Add(1) }})
 	start := time.Now()
 	_, err := cc.Read(make([]byte, 10))
 	if !errors.Is(err, ErrIdle) {
@@ -34,7 +35,7 @@ func TestWatchdogClosesStalledRead(t *testing.T) {
 func TestWatchdogSparesProgressAndRestingConns(t *testing.T) {
 	a, b := net.Pipe()
 	defer b.Close()
-	cc := newChanConn(a, &net.TCPAddr{}, 150*time.Millisecond, nil, nil, nil)
+	cc := newChanConn(a, &net.TCPAddr{}, 150*time.Millisecond, connHooks{})
 	defer cc.Close()
 	// Resting with no operation pending for several idle periods is fine.
 	time.Sleep(400 * time.Millisecond)
@@ -57,7 +58,7 @@ func TestChanConnAddrDeadlinesAndClose(t *testing.T) {
 	a, b := net.Pipe()
 	defer b.Close()
 	raddr := &net.TCPAddr{IP: net.IPv4(127, 0, 3, 1), Port: 2021}
-	cc := newChanConn(a, raddr, 0, nil, nil, nil)
+	cc := newChanConn(a, raddr, 0, connHooks{})
 	if ta, ok := cc.RemoteAddr().(*net.TCPAddr); !ok || ta.String() != "127.0.3.1:2021" {
 		t.Fatalf("RemoteAddr %v", cc.RemoteAddr())
 	}
@@ -137,4 +138,93 @@ func TestNewClientAndServerValidate(t *testing.T) {
 			t.Errorf("server config %+v accepted", cfg)
 		}
 	}
+}
+
+// silentServer accepts connections and neither reads nor writes until the
+// test ends: a stalled FTP server behind a live SSH peer.
+func silentServer(t *testing.T, host string) net.Listener {
+	ln := listenOn(t, host)
+	var mu sync.Mutex
+	var held []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	return ln
+}
+
+// A Read or Write blocked on a stalled target returns soon after Close, with
+// an error, never a clean end of stream: the live peer's SSH layer answers
+// the channel close. Keepalives are off, and the close grace is not reached.
+func TestCloseWakesBlockedReadAndWrite(t *testing.T) {
+	silent := silentServer(t, ipLeak)
+	p := newPair(t)
+	srv := startServer(t, listenOn(t, ipServer), p.server, silent.Addr().String(), nil)
+	c, lb := newClient(t, p.client, []string{srv.Addr}, func(cfg *ClientConfig) {
+		cfg.KeepaliveInterval = -1
+		cfg.IdleTimeout = 0
+	})
+	blocked := map[string]func(net.Conn) error{
+		"read": func(conn net.Conn) error {
+			_, err := conn.Read(make([]byte, 10))
+			return err
+		},
+		// 64 MiB is more than the channel window and the socket buffers
+		// together: the Write blocks.
+		"write": func(conn net.Conn) error {
+			_, err := conn.Write(make([]byte, 64<<20))
+			return err
+		},
+	}
+	for name, op := range blocked {
+		t.Run(name, func(t *testing.T) {
+			conn, err := c.DialContext(context.Background(), "tcp", silent.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := make(chan error, 1)
+			go func() { res <- op(conn) }()
+			time.Sleep(300 * time.Millisecond)
+			select {
+			case err := <-res:
+				t.Fatalf("%s returned before Close: %v", name, err)
+			default:
+			}
+			start := time.Now()
+			conn.Close()
+			select {
+			case err := <-res:
+				if err == nil || errors.Is(err, io.EOF) || !errors.Is(err, net.ErrClosed) {
+					t.Fatalf("%s after Close: %v, want net.ErrClosed", name, err)
+				}
+				t.Logf("%s returned %v after Close", name, time.Since(start))
+			case <-time.After(closeGrace - time.Second):
+				t.Fatalf("%s still blocked %v after Close", name, closeGrace-time.Second)
+			}
+		})
+	}
+	if n := lb.count("did not answer the close"); n != 0 {
+		t.Fatalf("the SSH connection was closed under a live peer (%d times):\n%s", n, lb)
+	}
+	// The SSH connection still serves.
+	conn, err := c.DialContext(context.Background(), "tcp", silent.Addr().String())
+	if err != nil {
+		t.Fatalf("dial after the closes: %v", err)
+	}
+	conn.Close()
 }

@@ -64,13 +64,16 @@
 // its doc for the jlaffaye/ftp pitfalls it absorbs: the 0.0.0.0 data host,
 // no deadlines on channels, io.EOF from Close, and the idle watchdog that
 // replaces jlaffaye's shut timeout). Closing an x/crypto/ssh channel does
-// not wake a Read or Write blocked on it, so tunnelled connections move
-// their channel I/O into pump goroutines: Close and the watchdog then cut a
-// blocked call at once. When the SSH connection breaks, x/crypto/ssh ends
-// every channel with a plain io.EOF; the tunnel reports ErrConnectionLost
-// instead, so a truncated RETR never looks complete, and the server resets
-// (rather than half-closes) the archive FTP side, so a truncated STOR is
-// aborted by the FTP server rather than completed.
+// not by itself wake a Read or Write blocked on it; the peer's answer to the
+// close does, which its SSH layer sends at once, within a round trip. A peer
+// that does not answer within closeGrace (5 s) is frozen: the client then
+// closes the SSH connection under the blocked call. Channel I/O runs in the
+// caller's goroutine: no hand-off per message. When the SSH connection
+// breaks, x/crypto/ssh ends every channel with a plain io.EOF; the tunnel
+// reports ErrConnectionLost instead, so a truncated RETR never looks
+// complete, and the server resets (rather than half-closes) the archive FTP
+// side, so a truncated STOR is aborted by the FTP server rather than
+// completed.
 //
 // # Ciphers, window, connections
 //
