@@ -32,7 +32,11 @@
 # the script exits 1.
 #
 # Environment: BENCH_TIMEOUT (seconds per timed command, default 300),
-# BENCH_NOOP_RUNS (no-op re-runs per round, the fastest counts; default 5).
+# BENCH_NOOP_RUNS (no-op re-runs per round, the fastest counts; default 5),
+# BENCH_PARALLEL_FTP and BENCH_PARALLEL_TUNNEL (backupsyncd's PARALLEL in
+# the FTP and tunnel stages; default 8 and 12, see docs/BENCHMARKS.md: its
+# workers run in parallel threads, and small files are latency-bound at the
+# default of 4).
 
 set -euo pipefail
 
@@ -85,6 +89,8 @@ DB=DB
 VOL=v0003
 STEP_TIMEOUT=${BENCH_TIMEOUT:-300}
 NOOP_RUNS=${BENCH_NOOP_RUNS:-5}
+BS_PARALLEL_FTP=${BENCH_PARALLEL_FTP:-8}
+BS_PARALLEL_TUNNEL=${BENCH_PARALLEL_TUNNEL:-12}
 MiB=1048576
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -518,15 +524,16 @@ setup_rclone_sftp() {
 }
 
 # lftp scripts (lftp -c SCRIPT): one mirror each, FTP -> FTP and FTP -> SFTP.
+# The argument is mirror's --parallel (default 4).
 lftp_ftp() {
 	echo "set ftp:ssl-allow no; set ftp:use-fxp no; set cmd:fail-exit yes; set net:max-retries 3;" \
-		"mirror --parallel=4 $(ftp_url $SRC_IP) $(ftp_url $DST_IP)"
+		"mirror --parallel=${1:-4} $(ftp_url $SRC_IP) $(ftp_url $DST_IP)"
 }
 
 lftp_sftp() {
 	echo "set ftp:ssl-allow no; set ftp:use-fxp no; set cmd:fail-exit yes; set net:max-retries 3;" \
 		"set sftp:connect-program 'ssh $SSH_OPTS';" \
-		"mirror --parallel=4 $(ftp_url $SRC_IP) sftp://root:unused@$DST_IP:$SFTP_PORT$W/dst/$VOL"
+		"mirror --parallel=${1:-4} $(ftp_url $SRC_IP) sftp://root:unused@$DST_IP:$SFTP_PORT$W/dst/$VOL"
 }
 
 # ---------------------------------------------------------------- backupsyncd
@@ -546,8 +553,8 @@ probe_backupsyncd() {
 	if printf '%s\n' "$out" | grep -Eq '^ +run( |$)'; then BS_SERVER=1; fi
 }
 
-write_bs_config() { # dir name ip conn ssh_role remote_ip extra_hcl
-	local d=$1 name=$2 ip=$3 conn=$4 role=$5 remote=$6 extra=${7:-}
+write_bs_config() { # dir name ip conn ssh_role remote_ip extra_hcl parallel
+	local d=$1 name=$2 ip=$3 conn=$4 role=$5 remote=$6 extra=${7:-} parallel=${8:-4}
 	mkdir -p "$d/state"
 	cat >"$d/settings.hcl" <<EOF
 node {
@@ -570,7 +577,7 @@ LOCAL_URL = ftp://$FTP_USER:$FTP_PASS@%s:$FTP_PORT/$VOL
 REMOTE_URL = ftp://$FTP_USER:$FTP_PASS@%s:$FTP_PORT/$VOL
 REMOTE_NODES = $remote
 SSH = $role
-PARALLEL = 4
+PARALLEL = $parallel
 SETTLE_TIME = 1s
 }
 EOF
@@ -588,9 +595,9 @@ stage_ftp() {
 	if [ $BS_SYNC = 1 ]; then
 		local d="$W/bs/ftp-$tree"
 		rm -rf "$d"
-		write_bs_config "$d" n0011 $SRC_IP Bench none $DST_IP
+		write_bs_config "$d" n0011 $SRC_IP Bench none $DST_IP "" $BS_PARALLEL_FTP
 		BS_STATE="$d/state"
-		add_tool backupsyncd "bs-ftp-$tree" reset_bs_state \
+		add_tool "backupsyncd (PARALLEL = $BS_PARALLEL_FTP)" "bs-ftp-$tree" reset_bs_state \
 			"$BS" sync-once --settings "$d/settings.hcl" --connection Bench
 	fi
 	# rclone 1.60's default is --transfers 4 --checkers 8 (so "--transfers 4"
@@ -601,7 +608,11 @@ stage_ftp() {
 	[ "$tree" = big ] || add_tool "rclone --transfers 8 --checkers 16" "rclone8-ftp-$tree" "" \
 		rclone copy --transfers 8 --checkers 16 bsrc:$VOL bdst:$VOL
 	add_tool "lftp mirror --parallel=4" "lftp-ftp-$tree" "" \
-		lftp -c "$(lftp_ftp)"
+		lftp -c "$(lftp_ftp 4)"
+	# lftp runs its transfers in one thread: more of them did not make it
+	# faster here, but the row shows it in every run.
+	[ "$tree" = big ] || add_tool "lftp mirror --parallel=8" "lftp8-ftp-$tree" "" \
+		lftp -c "$(lftp_ftp 8)"
 	run_tools ftp "$tree" $noop
 	if [ $BS_SYNC = 0 ]; then
 		record ftp "$tree" first backupsyncd - - pending "sync-once not available yet"
@@ -621,7 +632,7 @@ start_bs_server() { # the destination node's backupsyncd with the SSH server rol
 	rm -rf "$c" "$s"
 	write_bs_config "$c" n0011 $SRC_IP BenchTunnel client $DST_IP "ssh_client {
   port = $TUN_PORT
-}"
+}" $BS_PARALLEL_TUNNEL
 	write_bs_config "$s" n0012 $DST_IP BenchTunnel server $SRC_IP "ssh_server {
   listen      = \"$DST_IP:$TUN_PORT\"
   archive_ftp = \"$DST_IP:$FTP_PORT\"
@@ -663,7 +674,7 @@ xmlrpc {
 stage_tunnel() {
 	local tree=$1
 	if [ -n "$TUN_PID" ]; then
-		add_tool "backupsyncd (SSH tunnel)" "bs-tun-$tree" reset_tun_client \
+		add_tool "backupsyncd (SSH tunnel, PARALLEL = $BS_PARALLEL_TUNNEL)" "bs-tun-$tree" reset_tun_client \
 			"$BS" sync-once --settings "$W/bs/tun-client/settings.hcl" --connection BenchTunnel
 	fi
 	add_tool "rclone FTP->SFTP (default)" "rclone-sftp-$tree" "" \
@@ -671,7 +682,9 @@ stage_tunnel() {
 	add_tool "rclone FTP->SFTP --transfers 8" "rclone8-sftp-$tree" "" \
 		rclone copy --transfers 8 --checkers 16 bsrc:$VOL sdst:$W/dst/$VOL
 	add_tool "lftp FTP->SFTP --parallel=4" "lftp-sftp-$tree" "" \
-		lftp -c "$(lftp_sftp)"
+		lftp -c "$(lftp_sftp 4)"
+	add_tool "lftp FTP->SFTP --parallel=8" "lftp8-sftp-$tree" "" \
+		lftp -c "$(lftp_sftp 8)"
 	run_tools tunnel "$tree" 0
 	if [ -n "$TUN_PID" ]; then
 		local hwm
