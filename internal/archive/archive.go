@@ -158,8 +158,12 @@ type Journal interface {
 
 // Options tune a Volume. Zero values take the defaults noted.
 type Options struct {
-	Dial           DialFunc      // nil: plain TCP
-	MaxConns       int           // connections at once, also listing parallelism (default 4)
+	Dial     DialFunc // nil: plain TCP
+	MaxConns int      // connections at once (default 4)
+	// ListConns bounds the directories ListNode lists at once (default 2,
+	// at most MaxConns): each connection is a login, which costs the server
+	// more than a listing.
+	ListConns      int
 	ConnectTimeout time.Duration // dial + greeting + login + CWD (default 15s)
 	OpTimeout      time.Duration // longest wait for any network read or write (default 60s)
 	IdleTimeout    time.Duration // idle pooled connections are closed after this (default 30s)
@@ -181,6 +185,10 @@ func (o *Options) defaults() {
 	if o.MaxConns <= 0 {
 		o.MaxConns = 4
 	}
+	if o.ListConns <= 0 {
+		o.ListConns = defaultListConns
+	}
+	o.ListConns = min(o.ListConns, o.MaxConns)
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = 15 * time.Second
 	}

@@ -3,7 +3,9 @@ package archive
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -89,5 +91,41 @@ func TestWatchdogWithoutDeadlines(t *testing.T) {
 	p.Clear()
 	if _, err := v.ListNode(ctxT(t), "DB", 0); err != nil {
 		t.Errorf("after the stall: %v", err)
+	}
+}
+
+// A listing of many directories logs in at most ListConns times, whatever
+// MaxConns allows the copies: a login costs the server more than a listing.
+func TestListingLogsInAtMostListConns(t *testing.T) {
+	s := ftptest.Start(t, ftptest.KindVsftpd, kindHost[ftptest.KindVsftpd])
+	for i := range 12 {
+		writeLocal(t, s, fmt.Sprintf("DB/id_%d/level_0/node_0/data_000", i), randBytes(int64(i), 100))
+	}
+	for _, tc := range []struct{ maxConns, listConns, wantMax int }{
+		{8, 0, defaultListConns},
+		{8, 3, 3},
+		{1, 0, 1},
+	} {
+		t.Run(fmt.Sprintf("MaxConns %d ListConns %d", tc.maxConns, tc.listConns), func(t *testing.T) {
+			var controls atomic.Int32
+			control := net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
+			opt := testOptions()
+			opt.MaxConns, opt.ListConns = tc.maxConns, tc.listConns
+			opt.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				if addr == control {
+					controls.Add(1)
+				}
+				var d net.Dialer
+				return d.DialContext(ctx, network, addr)
+			}
+			v := openVolume(t, s, opt)
+			l, err := v.ListNode(ctxT(t), "DB", 0)
+			if err != nil || len(l.Files) != 12 {
+				t.Fatalf("listing: %d files, %v", len(l.Files), err)
+			}
+			if n := int(controls.Load()); n > tc.wantMax || n < 1 {
+				t.Errorf("%d logins for the listing, want 1 to %d", n, tc.wantMax)
+			}
+		})
 	}
 }
