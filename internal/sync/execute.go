@@ -260,16 +260,31 @@ func (e *executor) copyOnce(ctx context.Context, a Action) (int64, error) {
 			}
 		}
 	}
-	r, err := e.src.Open(ctx, a.Path, a.From)
-	if err != nil {
-		return 0, err
-	}
-	if a.Size-a.From >= readAheadMin {
-		r = newReadAhead(r)
+	var r io.ReadCloser
+	var early *earlyOpen
+	if a.From == 0 && a.Size < readAheadMin {
+		early = openEarly(ctx, e.src, a.Path)
+		r = early
+	} else {
+		var err error
+		if r, err = e.src.Open(ctx, a.Path, a.From); err != nil {
+			return 0, err
+		}
+		if a.Size-a.From >= readAheadMin {
+			r = newReadAhead(r)
+		}
 	}
 	defer r.Close()
 	body := &guardedReader{r: r, left: a.Size - a.From, hash: h, want: want, ctx: ctx, limiter: e.limiter}
 	if err := e.dst.Publish(ctx, a.Path, body, a.Size, a.From); err != nil {
+		if early != nil && early.failed() {
+			// The source could not be opened: whatever Publish began at the
+			// destination holds nothing.
+			if e.opt.TempName != nil {
+				e.dst.Delete(context.WithoutCancel(ctx), e.opt.TempName(a.Path))
+			}
+			return 0, early.err
+		}
 		if errors.Is(body.err, ErrDigestMismatch) || errors.Is(body.err, errSourceChanged) {
 			// Known bad content, or content of a source that has changed
 			// since (rewritten, not only appended to, for all we know):

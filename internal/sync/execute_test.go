@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	gosync "sync"
 	"testing"
 	"time"
 )
@@ -107,6 +108,9 @@ func TestFailedDataFileHoldsMetadataAndOthersGoOn(t *testing.T) {
 	}
 	if !strings.Contains(rep.Failed[1].Error, "held back") && !strings.Contains(rep.Failed[0].Error, "held back") {
 		t.Errorf("failures: %+v", rep.Failed)
+	}
+	if _, ok := dst.get(tempName(d0 + "data_b")); ok {
+		t.Error("an empty temp file stayed for a source that could not be opened")
 	}
 	if rep.LagSeconds != old.Seconds() {
 		t.Errorf("lag %v, want %v", rep.LagSeconds, old.Seconds())
@@ -347,5 +351,44 @@ func TestStateEmptiedByAPowerCutIsReadAsAbsent(t *testing.T) {
 	reps, err := LoadReports(dir, "Connection1", 0)
 	if err != nil || len(reps) != 1 || reps[0].Copied != 8 {
 		t.Fatalf("reports after the cycle: %d, %v", len(reps), err)
+	}
+}
+
+// publishEntered is a destination that reports when a Publish begins.
+type publishEntered struct {
+	Destination
+	once    gosync.Once
+	entered chan struct{}
+}
+
+func (p *publishEntered) Publish(ctx context.Context, path string, src io.Reader, size, from int64) error {
+	p.once.Do(func() { close(p.entered) })
+	return p.Destination.Publish(ctx, path, src, size, from)
+}
+
+// A small file's source is opened while the destination begins its upload,
+// not before: the source here opens only once a Publish has begun.
+func TestSmallFileSourceOpensWhileTheUploadBegins(t *testing.T) {
+	src, mem := newMem(), newMem()
+	src.put(d0+"data_a", []byte("hello"), now.Add(-old))
+	dst := &publishEntered{Destination: mem, entered: make(chan struct{})}
+	src.fail = func(op, p string) error {
+		if op != "open" {
+			return nil
+		}
+		select {
+		case <-dst.entered:
+			return nil
+		case <-time.After(5 * time.Second):
+			return errors.New("the source was opened before the upload began, and alone")
+		}
+	}
+	plan := Plan{Actions: []Action{{Op: OpCopy, Path: d0 + "data_a", Size: 5, Set: SetKey("DB/id_1/level_0")}}}
+	res := Execute(context.Background(), plan, src, dst, Options{Parallel: 1, TempName: tempName})
+	if res.Copied != 1 || len(res.Failed) != 0 {
+		t.Fatalf("result %+v", res)
+	}
+	if got, _ := mem.get(d0 + "data_a"); string(got) != "hello" {
+		t.Fatalf("copied %q", got)
 	}
 }
