@@ -54,9 +54,9 @@ var (
 const defaultListConns = 2
 
 // ListNode lists <database>/id_*/level_*/node_<node>/ recursively, with up
-// to Options.ListConns directories listed in parallel. A missing database directory
-// is an empty listing; a missing or unreadable volume root is an error
-// (ErrRootUnavailable). Entries ending in ".tar.gz" and entries named "~"
+// to Options.ListConns directories listed in parallel. A missing database
+// directory is an empty listing; a missing or unreadable volume root is an
+// error (ErrRootUnavailable). Entries ending in ".tar.gz" and entries named "~"
 // are skipped at every level, as are symbolic links and special files;
 // names other than id_<n> and level_<n> are ignored where those are
 // expected. Any entry whose name could escape the tree, and any listing line

@@ -8,7 +8,8 @@ import (
 // earlyOpen opens a small file's source while the destination prepares
 // its upload: each side costs a command, a data connection and the
 // server's answer, and a small file's copy is mostly such waits. A file
-// from readAheadMin on is opened first, as before: its bytes dominate.
+// from readAheadMin on is opened before its upload begins: its bytes, not
+// these waits, take the time.
 //
 // Read and Close wait for the open. When the open fails, Read returns its
 // error, so that Publish fails without renaming anything; failed tells the
