@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -138,34 +137,6 @@ func TestNewClientAndServerValidate(t *testing.T) {
 			t.Errorf("server config %+v accepted", cfg)
 		}
 	}
-}
-
-// silentServer accepts connections and neither reads nor writes until the
-// test ends: a stalled FTP server behind a live SSH peer.
-func silentServer(t *testing.T, host string) net.Listener {
-	ln := listenOn(t, host)
-	var mu sync.Mutex
-	var held []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			c.Close()
-		}
-	})
-	return ln
 }
 
 // A Read or Write blocked on a stalled target returns soon after Close, with

@@ -120,6 +120,35 @@ func listenOn(t testing.TB, host string) net.Listener {
 	return ln
 }
 
+// silentServer accepts connections and neither reads nor writes until the
+// test ends: a node that never greets, or a stalled FTP server behind a live
+// SSH peer.
+func silentServer(t testing.TB, host string) net.Listener {
+	ln := listenOn(t, host)
+	var mu sync.Mutex
+	var held []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	return ln
+}
+
 // startFTP starts a vsftpd for the test.
 func startFTP(t testing.TB, host string) *ftptest.Server {
 	t.Helper()

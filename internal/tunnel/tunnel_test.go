@@ -284,28 +284,7 @@ func TestServerDropsSilentPeer(t *testing.T) {
 // TestClientGivesUpOnSilentPeer: a node that accepts TCP and says nothing.
 func TestClientGivesUpOnSilentPeer(t *testing.T) {
 	p := newPair(t)
-	silent := listenOn(t, ipDead)
-	defer silent.Close()
-	var held []net.Conn
-	var mu sync.Mutex
-	go func() {
-		for {
-			c, err := silent.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		mu.Lock()
-		for _, c := range held {
-			c.Close()
-		}
-		mu.Unlock()
-	}()
+	silent := silentServer(t, ipDead)
 	c, _ := newClient(t, p.client, []string{silent.Addr().String()}, func(cfg *ClientConfig) { cfg.HandshakeTimeout = time.Second })
 	start := time.Now()
 	_, err := c.DialContext(context.Background(), "tcp", ipFTP+":21")
@@ -345,23 +324,7 @@ func TestFailoverToNextNode(t *testing.T) {
 	p := newPair(t)
 	// Node 1: nothing listens. Node 2: accepts TCP, never speaks.
 	dead := net.JoinHostPort(ipDead, strconv.Itoa(freePort(t, ipDead)))
-	silent := listenOn(t, ipDead)
-	defer silent.Close()
-	go func() {
-		var held []net.Conn
-		defer func() {
-			for _, c := range held {
-				c.Close()
-			}
-		}()
-		for {
-			c, err := silent.Accept()
-			if err != nil {
-				return
-			}
-			held = append(held, c)
-		}
-	}()
+	silent := silentServer(t, ipDead)
 	// Nodes 3 and 4: our servers with their own host keys.
 	srv3 := startServer(t, listenOn(t, ipServer), p.server, fs.Addr(), nil)
 	srv4 := startServer(t, listenOn(t, ipServer2), addServerNode(t, p, "n0022"), fs.Addr(), nil)
