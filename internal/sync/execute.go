@@ -280,18 +280,14 @@ func (e *executor) copyOnce(ctx context.Context, a Action) (int64, error) {
 		if early != nil && early.failed() {
 			// The source could not be opened: whatever Publish began at the
 			// destination holds nothing.
-			if e.opt.TempName != nil {
-				e.dst.Delete(context.WithoutCancel(ctx), e.opt.TempName(a.Path))
-			}
+			e.dropTemp(ctx, a.Path)
 			return 0, early.err
 		}
 		if errors.Is(body.err, ErrDigestMismatch) || errors.Is(body.err, errSourceChanged) {
 			// Known bad content, or content of a source that has changed
 			// since (rewritten, not only appended to, for all we know):
 			// never resume from it.
-			if e.opt.TempName != nil {
-				e.dst.Delete(context.WithoutCancel(ctx), e.opt.TempName(a.Path))
-			}
+			e.dropTemp(ctx, a.Path)
 			return body.n, fmt.Errorf("copy %s: %w", a.Path, body.err)
 		}
 		if body.err != nil {
@@ -304,6 +300,15 @@ func (e *executor) copyOnce(ctx context.Context, a Action) (int64, error) {
 		return body.n, fmt.Errorf("copy %s: published before the source was read to its end", a.Path)
 	}
 	return body.n, nil
+}
+
+// dropTemp removes the temp file of path, whose content must not be resumed
+// from, even when ctx has ended. It is best effort: a temp file left behind
+// is deleted by a later cycle's plan, or resumed there and verified whole.
+func (e *executor) dropTemp(ctx context.Context, path string) {
+	if e.opt.TempName != nil {
+		_ = e.dst.Delete(context.WithoutCancel(ctx), e.opt.TempName(path))
+	}
 }
 
 func (e *executor) hashPrefix(ctx context.Context, h hash.Hash, temp string, n int64) error {
