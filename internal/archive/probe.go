@@ -115,7 +115,9 @@ func (v *Volume) probe(ctx context.Context, c *conn) (caps Capabilities, err err
 }
 
 // recheck stands in for probe when the capabilities are known from an
-// earlier probe: the root must still list (with MLSD if that was found).
+// earlier probe: where MLSD was found, the root must still list with it
+// (else MLSD is dropped); without MLSD dialing, which entered the root, is
+// check enough.
 func (v *Volume) recheck(ctx context.Context, c *conn, known Capabilities) (Capabilities, error) {
 	if !known.MLSD {
 		return known, nil // dialing entered the root; see probe
