@@ -26,6 +26,7 @@ type conn struct {
 	data    []*ioConn     // data connections opened and not yet closed
 	capture *bytes.Buffer // when set, bytes read on data connections are copied here
 	capErr  error
+	replies []byte // control replies of the listing in progress
 	killed  bool
 
 	lastUsed time.Time
@@ -219,6 +220,37 @@ func (c *conn) captureDataOnly() {
 	c.mu.Unlock()
 }
 
+// captureReplies starts keeping what the control connection reads (the
+// replies to a listing), up to maxReplyBytes; stopCaptureReplies returns it.
+func (c *conn) captureReplies() {
+	c.mu.Lock()
+	c.replies = c.replies[:0]
+	c.mu.Unlock()
+	if c.ctrl != nil {
+		c.ctrl.replyOwner.Store(c)
+	}
+}
+
+func (c *conn) stopCaptureReplies() []byte {
+	if c.ctrl != nil {
+		c.ctrl.replyOwner.Store(nil)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.replies
+}
+
+// maxReplyBytes bounds the replies kept of one listing: a 150 and a 226.
+const maxReplyBytes = 1 << 10
+
+func (c *conn) recordReply(p []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := maxReplyBytes - len(c.replies); n > 0 {
+		c.replies = append(c.replies, p[:min(n, len(p))]...)
+	}
+}
+
 func (c *conn) record(p []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -253,9 +285,11 @@ type ioConn struct {
 	addr     string // the address dialled
 	owner    *conn  // data connections: the conn to record into
 	capOwner atomic.Pointer[conn]
-	noDL     atomic.Bool
-	timedOut atomic.Bool
-	closed   atomic.Bool
+	// replyOwner: the control connection's conn while it keeps replies.
+	replyOwner atomic.Pointer[conn]
+	noDL       atomic.Bool
+	timedOut   atomic.Bool
+	closed     atomic.Bool
 }
 
 // RemoteAddr is always a *net.TCPAddr: jlaffaye assumes one, and a tunnel's
@@ -311,6 +345,8 @@ func (c *ioConn) Read(p []byte) (int, error) {
 			c.owner.record(p[:n])
 		} else if o := c.capOwner.Load(); o != nil {
 			o.record(p[:n])
+		} else if o := c.replyOwner.Load(); o != nil {
+			o.recordReply(p[:n])
 		}
 	}
 	return n, c.fix(err)

@@ -35,6 +35,11 @@ var (
 	ErrNotEmpty = errors.New("directory not empty")
 	// ErrBadPath: a path argument is not a clean volume-relative path.
 	ErrBadPath = errors.New("bad volume-relative path")
+	// ErrUnreadableDir: the server could not read a directory of the tree
+	// but answered the listing as if it had (vsftpd lists such a directory
+	// as empty, or as its own entry). The listing fails rather than show a
+	// backup set as missing, which could make its copy look expired.
+	ErrUnreadableDir = errors.New("server cannot read the directory (check the archive volume's permissions)")
 )
 
 // Error is the error of a Volume operation. Its text names the operation,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"regexp"
 	"slices"
 	"sort"
@@ -231,7 +232,9 @@ func (v *Volume) listDir(c *conn, dir string) ([]item, error) {
 func (v *Volume) listDirRaw(c *conn, dir string, skip bool) ([]item, error) {
 	mlsd := c.sc.IsTimePreciseInList()
 	c.captureDataOnly()
+	c.captureReplies()
 	_, err := c.sc.List(v.abs(dir))
+	replies := c.stopCaptureReplies()
 	raw, capErr := c.stopCaptureData()
 	if err != nil {
 		return nil, err
@@ -239,7 +242,29 @@ func (v *Volume) listDirRaw(c *conn, dir string, skip bool) ([]item, error) {
 	if capErr != nil {
 		return nil, capErr
 	}
-	return parseListing(raw, mlsd, time.Now(), skip)
+	// vsftpd answers the LIST of a directory it cannot open with 226 and
+	// no entries. (Over FTPS the replies are captured encrypted and this
+	// check cannot see them; the one below still applies.)
+	if bytes.Contains(replies, []byte("failed to open directory")) {
+		return nil, fmt.Errorf("%w: the server replied %.200q", ErrUnreadableDir, lastReply(replies))
+	}
+	items, err := parseListing(raw, mlsd, time.Now(), skip)
+	if err != nil {
+		return nil, err
+	}
+	// vsftpd falls back to listing the parent filtered by the name when it
+	// cannot open a directory: the "contents" are the directory's own entry.
+	// The tree never nests a directory in one of the same name.
+	if len(items) == 1 && items[0].name == path.Base(v.abs(dir)) {
+		return nil, fmt.Errorf("%w: its listing shows only %q itself", ErrUnreadableDir, items[0].name)
+	}
+	return items, nil
+}
+
+// lastReply is the last line of a reply transcript, for an error message.
+func lastReply(replies []byte) string {
+	lines := strings.Split(strings.TrimRight(string(replies), "\r\n"), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 func (c *conn) stopCaptureData() ([]byte, error) {

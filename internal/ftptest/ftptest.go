@@ -76,8 +76,9 @@ type Server struct {
 	Dir      string // local directory that is the FTP login root
 	Volume   string // "v0003": subdirectory of Dir created by Start
 
-	t       testing.TB
-	confDir string
+	t            testing.TB
+	confDir      string
+	unprivileged bool // vsftpd sessions act as SystemUser, not root
 
 	mu      sync.Mutex
 	running bool
@@ -112,11 +113,26 @@ func Start(t testing.TB, kind, host string) *Server {
 // use one port on several addresses.
 func StartPort(t testing.TB, kind, host string, port int) *Server {
 	t.Helper()
+	return start(t, kind, host, port, false)
+}
+
+// StartUnprivileged starts vsftpd (the one kind that can) with sessions
+// that act as the unprivileged SystemUser instead of root: they read what
+// the test writes with world-readable modes, write nothing, and a chmod in
+// the test makes a directory unreadable to them. For scenarios of a
+// volume's permissions gone wrong.
+func StartUnprivileged(t testing.TB, host string) *Server {
+	t.Helper()
+	return start(t, KindVsftpd, host, 0, true)
+}
+
+func start(t testing.TB, kind, host string, port int, unprivileged bool) *Server {
+	t.Helper()
 	ip := net.ParseIP(host)
 	if ip == nil || ip.To4() == nil || !ip.IsLoopback() {
 		t.Fatalf("ftptest: host %q is not an IPv4 loopback address", host)
 	}
-	s := &Server{Kind: kind, Host: host, User: SystemUser, Password: password, Volume: DefaultVolume, t: t}
+	s := &Server{Kind: kind, Host: host, User: SystemUser, Password: password, Volume: DefaultVolume, t: t, unprivileged: unprivileged}
 	switch kind {
 	case KindEmbedded:
 	case KindVsftpd, KindProftpd, KindPureFTPd:
@@ -130,6 +146,15 @@ func StartPort(t testing.TB, kind, host string, port int) *Server {
 		t.Fatalf("ftptest: unknown server kind %q", kind)
 	}
 	base := t.TempDir()
+	if unprivileged {
+		// vsftpd enters Dir as the session user before its chroot: the
+		// temporary directories above it (mode 0700) must let it pass.
+		for _, d := range []string{filepath.Dir(base), base} {
+			if err := os.Chmod(d, 0o711); err != nil {
+				t.Fatalf("ftptest: %v", err)
+			}
+		}
+	}
 	s.Dir = filepath.Join(base, "root")
 	s.confDir = filepath.Join(base, "conf")
 	for _, d := range []string{filepath.Join(s.Dir, s.Volume), s.confDir, filepath.Join(s.confDir, "empty")} {

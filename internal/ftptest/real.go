@@ -230,9 +230,14 @@ func writeFile(path, content string, mode os.FileMode) error {
 }
 
 // vsftpdConfig: PAM login of the system user, session mapped to root
-// (guest_username), chrooted to Dir, passive on Host.
+// (guest_username; to the system user itself when unprivileged), chrooted
+// to Dir, passive on Host.
 func vsftpdConfig(s *Server) ([]string, error) {
 	conf := filepath.Join(s.confDir, "vsftpd.conf")
+	guest := "root"
+	if s.unprivileged {
+		guest = SystemUser
+	}
 	text := strings.Join([]string{
 		"listen=YES",
 		"listen_ipv6=NO",
@@ -247,7 +252,7 @@ func vsftpdConfig(s *Server) ([]string, error) {
 		"allow_writeable_chroot=YES",
 		"local_root=" + s.Dir,
 		"guest_enable=YES",
-		"guest_username=root",
+		"guest_username=" + guest,
 		"virtual_use_local_privs=YES",
 		"pasv_enable=YES",
 		"pasv_address=" + s.Host,

@@ -1,0 +1,74 @@
+package archive
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"backupsync/internal/ftptest"
+)
+
+// A source volume whose permissions went wrong must not look like one whose
+// backups expired. vsftpd answers the listing of a directory it cannot read
+// with "226" all the same: with no entries, or with the directory's own
+// entry (it falls back to listing the parent filtered by the name). A set
+// that lists as missing would be deleted at the destination.
+func TestUnreadableDirectoryFailsTheListing(t *testing.T) {
+	s := ftptest.StartUnprivileged(t, "127.0.1.5")
+	checkGoroutines(t)
+	writeLocal(t, s, "DB/id_1/level_0/node_0/data_000", []byte("one"))
+	writeLocal(t, s, "DB/id_2/level_0/node_0/data_000", []byte("two"))
+	opt := testOptions()
+	opt.ReadOnly = true // the session cannot write: no probe files
+	v := openVolume(t, s, opt)
+	if l, err := v.ListNode(ctxT(t), "DB", 0); err != nil || len(l.Files) != 2 {
+		t.Fatalf("readable tree: %v files, %v", l.Files, err)
+	}
+
+	for _, c := range []struct {
+		name       string
+		unreadable []string // directories made mode 0700 (owned by root)
+	}{
+		{"a backup set's level directory", []string{"DB/id_2/level_0"}},
+		{"a node directory", []string{"DB/id_2/level_0/node_0"}},
+		{"the database directory", []string{"DB"}},
+		{"the database directory and the volume", []string{"DB", ""}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, d := range c.unreadable {
+				p := volPath(s, d)
+				mode := os.FileMode(0o700)
+				if d == "" {
+					mode = 0o711 // the login still enters it
+				}
+				if err := os.Chmod(p, mode); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { os.Chmod(p, 0o755) })
+			}
+			l, err := v.ListNode(ctxT(t), "DB", 0)
+			if !errors.Is(err, ErrUnreadableDir) {
+				t.Fatalf("got %d files and %v; want ErrUnreadableDir", len(l.Files), err)
+			}
+			if !strings.Contains(err.Error(), "permissions") {
+				t.Errorf("error %q does not say what to check", err)
+			}
+		})
+	}
+
+	// Below a directory it cannot enter, vsftpd's fallback fails too and
+	// only the 226 reply's text tells: "Transfer done (but failed to open
+	// directory)."
+	if err := os.Chmod(volPath(s, "DB"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chmod(volPath(s, "DB"), 0o755)
+	err := v.withConn(ctxT(t), func(c *conn) error {
+		_, err := v.listDir(c, "DB/id_1")
+		return err
+	}, nil)
+	if !errors.Is(err, ErrUnreadableDir) || !strings.Contains(err.Error(), "failed to open directory") {
+		t.Errorf("listing below an unreadable directory: %v", err)
+	}
+}
