@@ -100,7 +100,7 @@ func (c *Cycle) Run(ctx context.Context, src SourceSide, dst DestinationSide) (R
 		return rep, plan, nil
 	}
 	exec := c.Exec
-	digests, err := readDigests(ctx, src, s.l.Files)
+	digests, err := readDigests(ctx, src, s.l.Files, plan)
 	if err != nil {
 		rep.finish(now(), Result{}, plan)
 		rep.Error = err.Error()

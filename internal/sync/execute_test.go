@@ -392,3 +392,38 @@ func TestSmallFileSourceOpensWhileTheUploadBegins(t *testing.T) {
 		t.Fatalf("copied %q", got)
 	}
 }
+
+// A cycle reads only the manifests of sets it copies into: a set already at
+// the destination (every no-op cycle) costs no read of its manifest.
+func TestManifestReadOnlyWhereFilesAreCopied(t *testing.T) {
+	src, dst := newMem(), newMem()
+	sum := md5.Sum([]byte("aaa"))
+	manifest := []byte(fmt.Sprintf("%x  data_a\n", sum))
+	for _, d := range []string{d0, d1} {
+		src.put(d+"data_a", []byte("aaa"), now.Add(-old))
+		src.put(d+"metadata.md5", manifest, now.Add(-old))
+	}
+	dst.put(d0+"data_a", []byte("aaa"), now.Add(-old)) // d0 is copied already
+	dst.put(d0+"metadata.md5", manifest, now.Add(-old))
+	var mu gosync.Mutex
+	opened := map[string]int{}
+	src.fail = func(op, p string) error {
+		if op == "open" {
+			mu.Lock()
+			opened[p]++
+			mu.Unlock()
+		}
+		return nil
+	}
+	rep := cycle(t, src, dst, nil)
+	if rep.Copied != 2 || rep.Verified != 1 || !rep.OK() {
+		t.Fatalf("report %+v", rep)
+	}
+	if opened[d0+"metadata.md5"] != 0 {
+		t.Errorf("the manifest of a set already copied was read %d times", opened[d0+"metadata.md5"])
+	}
+	if opened[d1+"metadata.md5"] == 0 {
+		t.Error("the manifest of the set being copied was not read")
+	}
+	sameFiles(t, src, dst)
+}

@@ -22,13 +22,22 @@ func isManifest(p string) bool {
 // maxManifest bounds what is read of one manifest.
 const maxManifest = 4 << 20
 
-// readDigests reads every manifest among files from src and returns the
-// digests they list, keyed by full path. A manifest that cannot be read or
-// parsed is an error: silently copying unverified would hide it.
-func readDigests(ctx context.Context, src Source, files []File) (map[string]string, error) {
+// readDigests reads the manifests among files that cover a file plan
+// copies (one in the file's directory or above it) from src and returns
+// the digests they list, keyed by full path. A set already at the
+// destination costs no read. A manifest that cannot be read or parsed is
+// an error: silently copying unverified would hide it.
+func readDigests(ctx context.Context, src Source, files []File, plan Plan) (map[string]string, error) {
+	copied := map[string]bool{} // directories holding a file to copy
+	for _, a := range plan.Actions {
+		switch a.Op {
+		case OpCopy, OpReplace, OpResume:
+			copied[path.Dir(a.Path)] = true
+		}
+	}
 	digests := map[string]string{}
 	for _, f := range files {
-		if !isManifest(f.Path) {
+		if !isManifest(f.Path) || !covers(path.Dir(f.Path), copied) {
 			continue
 		}
 		if f.Size > maxManifest {
@@ -45,6 +54,16 @@ func readDigests(ctx context.Context, src Source, files []File) (map[string]stri
 		}
 	}
 	return digests, nil
+}
+
+// covers reports whether dir is one of dirs or above one of them.
+func covers(dir string, dirs map[string]bool) bool {
+	for d := range dirs {
+		if d == dir || strings.HasPrefix(d, dir+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 func parseManifest(r io.Reader, dir string, into map[string]string) error {
