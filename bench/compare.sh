@@ -799,7 +799,9 @@ main() {
 
 	log "building bin/backupsyncd"
 	if [ $want_bs = 1 ]; then
-		(cd "$repo" && go build -o bin/ ./cmd/...) >"$W/logs/go-build.log" 2>&1 ||
+		# Built as the packages build it (packaging/build-deb.sh): static
+		# and stripped, so the rows measure what a node runs.
+		(cd "$repo" && CGO_ENABLED=0 go build -ldflags "-s -w" -o bin/ ./cmd/...) >"$W/logs/go-build.log" 2>&1 ||
 			{ log "go build failed (backupsyncd rows will be pending): $(tail -5 "$W/logs/go-build.log")"; }
 	fi
 	probe_backupsyncd

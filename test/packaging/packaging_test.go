@@ -4,6 +4,7 @@
 package packaging
 
 import (
+	"debug/elf"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,6 +101,7 @@ func TestDebInstallsAndRemoves(t *testing.T) {
 	if v := run(t, "", "/usr/bin/backupsyncd", "--version"); !strings.Contains(v, "0.1.0-test") {
 		t.Errorf("installed version: %s", v)
 	}
+	assertStatic(t, "/usr/bin/backupsyncd", "/usr/bin/backupsyncctl")
 	run(t, "", "getent", "passwd", "backupsync")
 	if fi, err := os.Stat("/etc/backupsync/backupsyncd.hcl"); err != nil || fi.Mode().Perm() != 0o640 {
 		t.Errorf("settings: %v %v", fi, err)
@@ -125,6 +127,25 @@ func TestDebInstallsAndRemoves(t *testing.T) {
 	}
 }
 
+// assertStatic fails unless every binary is statically linked (no program
+// interpreter): a node's OS may have an older C library than the build host.
+func assertStatic(t *testing.T, bins ...string) {
+	t.Helper()
+	for _, b := range bins {
+		f, err := elf.Open(b)
+		if err != nil {
+			t.Errorf("%s: %v", b, err)
+			continue
+		}
+		for _, p := range f.Progs {
+			if p.Type == elf.PT_INTERP {
+				t.Errorf("%s is dynamically linked; the packages must ship static binaries (CGO_ENABLED=0)", b)
+			}
+		}
+		f.Close()
+	}
+}
+
 func mustAbs(t *testing.T, p string) string {
 	a, err := filepath.Abs(p)
 	if err != nil {
@@ -147,6 +168,8 @@ func TestPluginPackageGate(t *testing.T) {
 	if fi, err := os.Stat(gate); err != nil || fi.Mode()&0o111 == 0 {
 		t.Fatalf("gate %v %v", fi, err)
 	}
+	bin := filepath.Join(unpack, "usr/opt/EXAplugins/Administration.BackupSync-1.2.3/bin")
+	assertStatic(t, filepath.Join(bin, "backupsyncd"), filepath.Join(bin, "backupsyncctl"))
 	if fns := run(t, "", gate, "--show-functions"); !strings.Contains(fns, "STATUS: Show status of plugin (not installed, activated, not activated).") || strings.Count(fns, "\n") != 9 {
 		t.Errorf("--show-functions:\n%s", fns)
 	}
