@@ -123,9 +123,9 @@ func (v *Volume) dial(ctx context.Context) (*conn, error) {
 	sc, err := ftp.Dial(v.ep.Addr(), opts...)
 	if err == nil {
 		c.sc = sc
-		c.startCapture()
+		c.captureReplies()
 		err = sc.Login(v.ep.User, v.ep.Password)
-		feat := c.stopCapture()
+		feat := c.stopCaptureReplies()
 		if err == nil {
 			v.featOnce.Do(func() { v.features = parseFEAT(feat) })
 			err = asRootError(sc.ChangeDir(v.ep.Root))
@@ -190,29 +190,7 @@ func (c *conn) watch(ctx context.Context) func() bool {
 	return context.AfterFunc(ctx, c.kill)
 }
 
-func (c *conn) startCapture() {
-	c.mu.Lock()
-	c.capture = new(bytes.Buffer)
-	c.capErr = nil
-	c.mu.Unlock()
-	if c.ctrl != nil {
-		c.ctrl.setCapture(c)
-	}
-}
-
-func (c *conn) stopCapture() []byte {
-	if c.ctrl != nil {
-		c.ctrl.setCapture(nil)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	b := c.capture.Bytes()
-	c.capture = nil
-	return b
-}
-
-// captureDataOnly captures what data connections read (a listing) but not
-// the control connection.
+// captureDataOnly captures what data connections read (a listing).
 func (c *conn) captureDataOnly() {
 	c.mu.Lock()
 	c.capture = new(bytes.Buffer)
@@ -221,7 +199,8 @@ func (c *conn) captureDataOnly() {
 }
 
 // captureReplies starts keeping what the control connection reads (the
-// replies to a listing), up to maxReplyBytes; stopCaptureReplies returns it.
+// replies of a login, for FEAT, or of a listing), up to maxReplyBytes;
+// stopCaptureReplies returns it. Over FTPS it is what lies below TLS.
 func (c *conn) captureReplies() {
 	c.mu.Lock()
 	c.replies = c.replies[:0]
@@ -240,8 +219,8 @@ func (c *conn) stopCaptureReplies() []byte {
 	return c.replies
 }
 
-// maxReplyBytes bounds the replies kept of one listing: a 150 and a 226.
-const maxReplyBytes = 1 << 10
+// maxReplyBytes bounds the replies kept of one login or listing.
+const maxReplyBytes = 16 << 10
 
 func (c *conn) recordReply(p []byte) {
 	c.mu.Lock()
@@ -281,10 +260,9 @@ func (c *conn) dropData(d *ioConn) {
 // into its owner's capture buffer when asked.
 type ioConn struct {
 	net.Conn
-	timeout  time.Duration
-	addr     string // the address dialled
-	owner    *conn  // data connections: the conn to record into
-	capOwner atomic.Pointer[conn]
+	timeout time.Duration
+	addr    string // the address dialled
+	owner   *conn  // data connections: the conn to record into
 	// replyOwner: the control connection's conn while it keeps replies.
 	replyOwner atomic.Pointer[conn]
 	noDL       atomic.Bool
@@ -309,8 +287,6 @@ func (c *ioConn) RemoteAddr() net.Addr {
 }
 
 func (c *ioConn) setTimeout(d time.Duration) { c.timeout = d }
-
-func (c *ioConn) setCapture(owner *conn) { c.capOwner.Store(owner) }
 
 func (c *ioConn) guard(set func(time.Time) error) func() {
 	if c.timeout <= 0 {
@@ -343,8 +319,6 @@ func (c *ioConn) Read(p []byte) (int, error) {
 	if n > 0 {
 		if c.owner != nil {
 			c.owner.record(p[:n])
-		} else if o := c.capOwner.Load(); o != nil {
-			o.record(p[:n])
 		} else if o := c.replyOwner.Load(); o != nil {
 			o.recordReply(p[:n])
 		}
