@@ -113,7 +113,7 @@ func Start(t testing.TB, kind, host string) *Server {
 // use one port on several addresses.
 func StartPort(t testing.TB, kind, host string, port int) *Server {
 	t.Helper()
-	return start(t, kind, host, port, false)
+	return startServer(t, kind, host, port, false)
 }
 
 // StartUnprivileged starts vsftpd (the one kind that can) with sessions
@@ -123,10 +123,10 @@ func StartPort(t testing.TB, kind, host string, port int) *Server {
 // volume's permissions gone wrong.
 func StartUnprivileged(t testing.TB, host string) *Server {
 	t.Helper()
-	return start(t, KindVsftpd, host, 0, true)
+	return startServer(t, KindVsftpd, host, 0, true)
 }
 
-func start(t testing.TB, kind, host string, port int, unprivileged bool) *Server {
+func startServer(t testing.TB, kind, host string, port int, unprivileged bool) *Server {
 	t.Helper()
 	ip := net.ParseIP(host)
 	if ip == nil || ip.To4() == nil || !ip.IsLoopback() {
