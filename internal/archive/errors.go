@@ -40,6 +40,10 @@ var (
 	// as empty, or as its own entry). The listing fails rather than show a
 	// backup set as missing, which could make its copy look expired.
 	ErrUnreadableDir = errors.New("server cannot read the directory (check the archive volume's permissions)")
+	// ErrListingTruncated: the server answered a listing as complete but
+	// said it cut it short (pure-ftpd shows at most 10,000 entries unless
+	// started with a higher -L). Files left out would look missing.
+	ErrListingTruncated = errors.New("server cut the directory listing short (for pure-ftpd, raise its -L limit above the number of files in a directory)")
 )
 
 // Error is the error of a Volume operation. Its text names the operation,

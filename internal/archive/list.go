@@ -248,6 +248,11 @@ func (v *Volume) listDirRaw(c *conn, dir string, skip bool) ([]item, error) {
 	if bytes.Contains(replies, []byte("failed to open directory")) {
 		return nil, fmt.Errorf("%w: the server replied %.200q", ErrUnreadableDir, lastReply(replies))
 	}
+	// pure-ftpd ends a listing it cut short with "226 Output truncated to
+	// 10000 matches".
+	if last := lastReply(replies); strings.Contains(strings.ToLower(last), "truncated") {
+		return nil, fmt.Errorf("%w: the server replied %.200q", ErrListingTruncated, last)
+	}
 	items, err := parseListing(raw, mlsd, time.Now(), skip)
 	if err != nil {
 		return nil, err

@@ -2,7 +2,9 @@ package archive
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -70,5 +72,31 @@ func TestUnreadableDirectoryFailsTheListing(t *testing.T) {
 	}, nil)
 	if !errors.Is(err, ErrUnreadableDir) || !strings.Contains(err.Error(), "failed to open directory") {
 		t.Errorf("listing below an unreadable directory: %v", err)
+	}
+}
+
+// A directory with more entries than the server lists must not lose the
+// rest: pure-ftpd stops at 10,000 and still answers 226 ("Output truncated
+// to 10000 matches"). Files left out of a source listing would look
+// expired, and their copies would be deleted at the destination.
+func TestTruncatedListingFails(t *testing.T) {
+	s := ftptest.Start(t, ftptest.KindPureFTPd, kindHost[ftptest.KindPureFTPd])
+	checkGoroutines(t)
+	dir := volPath(s, "DB/id_1/level_0/node_0")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10050; i++ {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("data_%05d", i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v := openVolume(t, s, testOptions())
+	l, err := v.ListNode(ctxT(t), "DB", 0)
+	if !errors.Is(err, ErrListingTruncated) {
+		t.Fatalf("got %d of 10050 files and %v; want ErrListingTruncated", len(l.Files), err)
+	}
+	if !strings.Contains(err.Error(), "-L") {
+		t.Errorf("error %q does not say what to do", err)
 	}
 }
