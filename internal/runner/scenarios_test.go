@@ -486,3 +486,43 @@ func TestSourceChangedAfterListingIsNotPublished(t *testing.T) {
 		}
 	}
 }
+
+// A source whose permissions went wrong under one backup set: vsftpd lists
+// the unreadable directory as if it held nothing, and a cycle that took
+// that for an expired set would delete its copy (DELETE = true). The cycle
+// fails instead, says what to check, and the destination keeps every file.
+func TestUnreadableSourceSetKeepsItsCopy(t *testing.T) {
+	e := &env{t: t, stateDir: t.TempDir(), extra: "DELETE = true\n"}
+	e.src = ftptest.StartUnprivileged(t, srcHost) // sessions read as an unprivileged user
+	e.dst = ftptest.Start(t, ftptest.KindVsftpd, dstHost)
+	e.set(1, 0, 3, 1000)
+	e.set(2, 1, 3, 1000)
+	if rep := e.mustCycle(); rep.Copied != 8 || !rep.OK() {
+		t.Fatalf("first cycle: %s", rep.Summary())
+	}
+	e.identical()
+	before := sums(t, e.dstDir())
+
+	level := filepath.Join(e.srcDir(), "DB/id_2/level_1")
+	if err := os.Chmod(level, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := e.cycle()
+	if err == nil || !errors.Is(err, archive.ErrUnreadableDir) || !strings.Contains(err.Error(), "permissions") {
+		t.Errorf("cycle over an unreadable set: %v (%s)", err, rep.Summary())
+	}
+	if rep.Deleted != 0 {
+		t.Errorf("deleted %d files", rep.Deleted)
+	}
+	if after := sums(t, e.dstDir()); len(after) != len(before) {
+		t.Errorf("destination lost files: %d, was %d", len(after), len(before))
+	}
+
+	if err := os.Chmod(level, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if rep := e.mustCycle(); rep.Deleted != 0 || rep.Copied != 0 || !rep.OK() {
+		t.Errorf("cycle after the repair: %s", rep.Summary())
+	}
+	e.identical()
+}
