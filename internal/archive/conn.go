@@ -26,7 +26,7 @@ type conn struct {
 	data    []*ioConn     // data connections opened and not yet closed
 	capture *bytes.Buffer // when set, bytes read on data connections are copied here
 	capErr  error
-	replies []byte // control replies of the listing in progress
+	replies []byte // control replies of the login or listing in progress
 	killed  bool
 
 	lastUsed time.Time
@@ -203,7 +203,7 @@ func (c *conn) captureDataOnly() {
 // stopCaptureReplies returns it. Over FTPS it is what lies below TLS.
 func (c *conn) captureReplies() {
 	c.mu.Lock()
-	c.replies = c.replies[:0]
+	c.replies = nil
 	c.mu.Unlock()
 	if c.ctrl != nil {
 		c.ctrl.replyOwner.Store(c)
@@ -216,7 +216,9 @@ func (c *conn) stopCaptureReplies() []byte {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.replies
+	b := c.replies
+	c.replies = nil // the caller owns b; the next capture starts afresh
+	return b
 }
 
 // maxReplyBytes bounds the replies kept of one login or listing.
@@ -257,7 +259,8 @@ func (c *conn) dropData(d *ioConn) {
 // ioConn bounds every Read and Write by an inactivity timeout: with a
 // deadline where the connection supports one, else with a watchdog that
 // closes it (SSH channels have no deadlines). It also copies what it reads
-// into its owner's capture buffer when asked.
+// to its conn when asked: a data connection's bytes (a listing), a control
+// connection's replies.
 type ioConn struct {
 	net.Conn
 	timeout time.Duration

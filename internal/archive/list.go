@@ -242,15 +242,15 @@ func (v *Volume) listDirRaw(c *conn, dir string, skip bool) ([]item, error) {
 	if capErr != nil {
 		return nil, capErr
 	}
-	// vsftpd answers the LIST of a directory it cannot open with 226 and
-	// no entries. (Over FTPS the replies are captured encrypted and this
-	// check cannot see them; the one below still applies.)
-	if bytes.Contains(replies, []byte("failed to open directory")) {
-		return nil, fmt.Errorf("%w: the server replied %.200q", ErrUnreadableDir, lastReply(replies))
-	}
-	// pure-ftpd ends a listing it cut short with "226 Output truncated to
-	// 10000 matches".
-	if last := lastReply(replies); strings.Contains(strings.ToLower(last), "truncated") {
+	// The final 226 may say the listing is not what it seems: vsftpd's
+	// "Transfer done (but failed to open directory)." comes with no entries,
+	// pure-ftpd's "Output truncated to 10000 matches" with the first 10,000.
+	// (Over FTPS the replies are captured encrypted and these checks cannot
+	// see them; the one below still applies.)
+	switch last := lastReply(replies); {
+	case strings.Contains(last, "failed to open directory"):
+		return nil, fmt.Errorf("%w: the server replied %.200q", ErrUnreadableDir, last)
+	case strings.Contains(strings.ToLower(last), "truncated"):
 		return nil, fmt.Errorf("%w: the server replied %.200q", ErrListingTruncated, last)
 	}
 	items, err := parseListing(raw, mlsd, time.Now(), skip)

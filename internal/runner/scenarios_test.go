@@ -508,7 +508,7 @@ func TestUnreadableSourceSetKeepsItsCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep, err := e.cycle()
-	if err == nil || !errors.Is(err, archive.ErrUnreadableDir) || !strings.Contains(err.Error(), "permissions") {
+	if !errors.Is(err, archive.ErrUnreadableDir) || !strings.Contains(err.Error(), "permissions") {
 		t.Errorf("cycle over an unreadable set: %v (%s)", err, rep.Summary())
 	}
 	if rep.Deleted != 0 {
