@@ -572,7 +572,7 @@ func (c *Client) connectNode(ctx context.Context, n nodeAddr, signers []ssh.Sign
 	if err != nil {
 		return nil, fail("connect: %w", err)
 	}
-	nc := &transportConn{Conn: raw}
+	nc := newTransportConn(raw)
 	var hostAlgos []string
 	for _, p := range pinned {
 		hostAlgos = appendUnique(hostAlgos, hostKeyAlgorithms(p.Key)...)

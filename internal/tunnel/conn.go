@@ -275,37 +275,3 @@ func deadline(t time.Time) error {
 	}
 	return ErrDeadlineUnsupported
 }
-
-// transportConn is the TCP connection under an SSH connection; it records
-// the first read or write failure so that the channels' io.EOF can be told
-// apart from a proper end of stream. The failure is recorded before
-// x/crypto/ssh closes the channels, since its reader sees it first.
-type transportConn struct {
-	net.Conn
-	failed atomic.Bool
-}
-
-func (t *transportConn) Read(p []byte) (int, error) {
-	n, err := t.Conn.Read(p)
-	if err != nil {
-		t.failed.Store(true)
-	}
-	return n, err
-}
-
-func (t *transportConn) Write(p []byte) (int, error) {
-	n, err := t.Conn.Write(p)
-	if err != nil {
-		t.failed.Store(true)
-	}
-	return n, err
-}
-
-// Close marks the transport failed: whatever was in flight on its channels
-// did not end properly.
-func (t *transportConn) Close() error {
-	t.failed.Store(true)
-	return t.Conn.Close()
-}
-
-func (t *transportConn) lost() bool { return t.failed.Load() }

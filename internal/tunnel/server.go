@@ -224,7 +224,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			return fmt.Errorf("tunnel: SSH server on %s: accept: %w", ln.Addr(), err)
 		}
 		backoff = 0
-		p := &peer{nc: &transportConn{Conn: nc}, remote: nc.RemoteAddr().String(), targets: map[net.Conn]struct{}{}}
+		p := &peer{nc: newTransportConn(nc), remote: nc.RemoteAddr().String(), targets: map[net.Conn]struct{}{}}
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()

@@ -1,0 +1,150 @@
+package tunnel
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// maxPending bounds the bytes a transportConn holds for its flusher; a
+// Write beyond it waits until the flusher has taken them.
+const maxPending = 512 << 10
+
+// flushOnClose bounds how long Close lets the flusher send what was
+// written before it; a peer that reads nothing must not hold Close.
+const flushOnClose = time.Second
+
+// transportConn is the TCP connection under an SSH connection.
+//
+// It records the first read or write failure so that the channels' io.EOF
+// can be told apart from a proper end of stream. The failure is recorded
+// before x/crypto/ssh closes the channels, since its reader sees it first.
+//
+// It gathers writes: x/crypto/ssh writes every packet with its own write
+// system call while holding its transport lock, so with many channels
+// busy (one FTP data connection per file, parallel workers) most of the
+// time went into sending small packets one by one. Write copies p into a
+// pending buffer and returns; one flusher goroutine sends whatever has
+// gathered in one system call. Bytes go out in the order written. A
+// failed send is returned by every later Write and closes the connection,
+// so the reader (and with it every channel) sees the failure.
+type transportConn struct {
+	net.Conn
+	failed atomic.Bool
+
+	mu       sync.Mutex
+	room     sync.Cond // signalled when the flusher takes the pending bytes or fails
+	pending  []byte
+	werr     error
+	closed   bool
+	started  bool
+	kick     chan struct{} // wakes the flusher; capacity 1
+	finished chan struct{} // closed when the flusher returns
+}
+
+func newTransportConn(c net.Conn) *transportConn {
+	t := &transportConn{Conn: c, kick: make(chan struct{}, 1), finished: make(chan struct{})}
+	t.room.L = &t.mu
+	return t
+}
+
+func (t *transportConn) Read(p []byte) (int, error) {
+	n, err := t.Conn.Read(p)
+	if err != nil {
+		t.failed.Store(true)
+	}
+	return n, err
+}
+
+// Write queues p for the flusher. It returns an error only for a
+// connection that is closed or whose earlier send failed.
+func (t *transportConn) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	for len(t.pending) >= maxPending && t.werr == nil && !t.closed {
+		t.room.Wait()
+	}
+	switch {
+	case t.werr != nil:
+		err := t.werr
+		t.mu.Unlock()
+		return 0, err
+	case t.closed:
+		t.mu.Unlock()
+		return 0, &net.OpError{Op: "write", Net: "tcp", Addr: t.RemoteAddr(), Err: net.ErrClosed}
+	}
+	t.pending = append(t.pending, p...)
+	if !t.started {
+		t.started = true
+		go t.flush()
+	}
+	t.mu.Unlock()
+	select {
+	case t.kick <- struct{}{}:
+	default: // the flusher is awake already and will see p
+	}
+	return len(p), nil
+}
+
+// flush sends the pending bytes until the connection is closed and they
+// are all sent, or a send fails.
+func (t *transportConn) flush() {
+	defer close(t.finished)
+	var out []byte
+	for {
+		<-t.kick
+		for {
+			t.mu.Lock()
+			out, t.pending = t.pending, out[:0]
+			closed := t.closed
+			t.room.Broadcast()
+			t.mu.Unlock()
+			if len(out) == 0 {
+				if closed {
+					return
+				}
+				break
+			}
+			if _, err := t.Conn.Write(out); err != nil {
+				t.failed.Store(true)
+				t.mu.Lock()
+				t.werr = err
+				t.pending = nil
+				t.room.Broadcast()
+				t.mu.Unlock()
+				t.Conn.Close()
+				return
+			}
+		}
+	}
+}
+
+// Close marks the transport failed (whatever was in flight on its channels
+// did not end properly), lets the flusher send what was written before, for
+// at most flushOnClose, and closes the connection.
+func (t *transportConn) Close() error {
+	t.failed.Store(true)
+	t.mu.Lock()
+	t.closed = true
+	started := t.started
+	t.room.Broadcast()
+	t.mu.Unlock()
+	if !started {
+		return t.Conn.Close()
+	}
+	select {
+	case t.kick <- struct{}{}:
+	default:
+	}
+	timer := time.NewTimer(flushOnClose)
+	select {
+	case <-t.finished:
+	case <-timer.C:
+	}
+	timer.Stop()
+	err := t.Conn.Close()
+	<-t.finished
+	return err
+}
+
+func (t *transportConn) lost() bool { return t.failed.Load() }
