@@ -253,7 +253,7 @@ func (s *Server) Close() error {
 		ln.Close()
 	}
 	for p := range s.peers {
-		p.nc.Close()
+		p.nc.abort()
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
@@ -279,7 +279,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		for p := range s.peers {
 			p.mu.Lock()
 			if p.channels == 0 {
-				p.nc.Close()
+				p.nc.abort()
 			}
 			p.mu.Unlock()
 		}

@@ -147,4 +147,21 @@ func (t *transportConn) Close() error {
 	return err
 }
 
+// abort closes the connection at once, dropping what the flusher has not
+// sent: the server closes its peers that way under its lock, where one
+// frozen peer must not hold up the others.
+func (t *transportConn) abort() error {
+	t.failed.Store(true)
+	t.mu.Lock()
+	t.closed = true
+	t.room.Broadcast()
+	t.mu.Unlock()
+	err := t.Conn.Close()
+	select {
+	case t.kick <- struct{}{}: // an idle flusher wakes, sees the close and returns
+	default:
+	}
+	return err
+}
+
 func (t *transportConn) lost() bool { return t.failed.Load() }

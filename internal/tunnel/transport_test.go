@@ -214,3 +214,30 @@ func TestUnusedTransportRunsNoGoroutine(t *testing.T) {
 		t.Fatalf("%d goroutines before, %d after", before, n)
 	}
 }
+
+// abort, the server's close under its lock, does not wait for a peer that
+// reads nothing, and its flusher ends too.
+func TestAbortDoesNotWaitForAStalledPeer(t *testing.T) {
+	before := runtime.NumGoroutine()
+	a, b := net.Pipe()
+	defer b.Close()
+	tc := newTransportConn(a)
+	if _, err := tc.Write(make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	tc.abort()
+	if d := time.Since(start); d > flushOnClose/2 {
+		t.Fatalf("abort took %v", d)
+	}
+	if _, err := tc.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("write after abort: %v, want net.ErrClosed", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Fatalf("%d goroutines before, %d after abort", before, n)
+	}
+}
