@@ -23,6 +23,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -418,5 +419,23 @@ func waitTCP(t testing.TB, addr string, timeout time.Duration) {
 			t.Fatalf("%s not accepting: %v", addr, err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitGoroutines fails t unless the number of goroutines falls back to
+// before within five seconds; the failure names what ended (after) and
+// shows every goroutine's stack.
+func waitGoroutines(t *testing.T, before int, after string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	n := runtime.NumGoroutine()
+	for n > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		n = runtime.NumGoroutine()
+	}
+	if n > before {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		t.Fatalf("%d goroutines before, %d after %s:\n%s", before, n, after, buf)
 	}
 }

@@ -165,13 +165,7 @@ func TestStalledPeerHoldsNeitherCloseNorWriters(t *testing.T) {
 	if err := <-blocked; !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.ErrClosedPipe) {
 		t.Fatalf("waiting writer got %v, want a closed-connection error", err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		t.Fatalf("%d goroutines before, %d after close", before, n)
-	}
+	waitGoroutines(t, before, "close")
 }
 
 // A send that fails is reported by the next Write and closes the
@@ -233,11 +227,5 @@ func TestAbortDoesNotWaitForAStalledPeer(t *testing.T) {
 	if _, err := tc.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("write after abort: %v, want net.ErrClosed", err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		t.Fatalf("%d goroutines before, %d after abort", before, n)
-	}
+	waitGoroutines(t, before, "abort")
 }

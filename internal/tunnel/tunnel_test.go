@@ -659,17 +659,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	after := runtime.NumGoroutine()
-	for after > before && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-		after = runtime.NumGoroutine()
-	}
-	if after > before {
-		buf := make([]byte, 1<<20)
-		n := runtime.Stack(buf, true)
-		t.Fatalf("%d goroutines before, %d after 50 tunnels:\n%s", before, after, buf[:n])
-	}
+	waitGoroutines(t, before, "50 tunnels")
 }
 
 func TestShutdownWaitsForTunnels(t *testing.T) {
