@@ -8,6 +8,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -228,4 +229,51 @@ func TestAbortDoesNotWaitForAStalledPeer(t *testing.T) {
 		t.Fatalf("write after abort: %v, want net.ErrClosed", err)
 	}
 	waitGoroutines(t, before, "abort")
+}
+
+// gatedConn counts its Writes and holds each until gate is closed.
+type gatedConn struct {
+	net.Conn
+	gate   chan struct{}
+	writes atomic.Int32
+}
+
+func (g *gatedConn) Write(p []byte) (int, error) {
+	g.writes.Add(1)
+	<-g.gate
+	return g.Conn.Write(p)
+}
+
+// What is written while a send is under way goes out together in the next
+// send, not with one system call per packet.
+func TestPacketsWrittenDuringASendGoOutTogether(t *testing.T) {
+	a, b := tcpPair(t)
+	g := &gatedConn{Conn: a, gate: make(chan struct{})}
+	tc := newTransportConn(g)
+	defer tc.Close()
+	const packets, size = 100, 60 // a channel's small control messages
+	got := make(chan int, 1)
+	go func() {
+		n, _ := io.ReadFull(b, make([]byte, (packets+1)*size))
+		got <- n
+	}()
+	if _, err := tc.Write(make([]byte, size)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for g.writes.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	for range packets { // while the first send is held
+		if _, err := tc.Write(make([]byte, size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(g.gate)
+	if n := <-got; n != (packets+1)*size {
+		t.Fatalf("peer got %d bytes, want %d", n, (packets+1)*size)
+	}
+	if w := g.writes.Load(); w != 2 {
+		t.Fatalf("%d packets went out in %d sends, want 2 (the first, then the rest together)", packets+1, w)
+	}
 }
