@@ -78,7 +78,9 @@ type Server struct {
 
 	t            testing.TB
 	confDir      string
-	unprivileged bool // vsftpd sessions act as SystemUser, not root
+	unprivileged bool   // vsftpd sessions act as SystemUser, not root
+	tlsCert      []byte // PEM; vsftpd offers explicit TLS (AUTH TLS) when set
+	tlsKey       []byte
 
 	mu      sync.Mutex
 	running bool
@@ -113,7 +115,7 @@ func Start(t testing.TB, kind, host string) *Server {
 // use one port on several addresses.
 func StartPort(t testing.TB, kind, host string, port int) *Server {
 	t.Helper()
-	return startServer(t, kind, host, port, false)
+	return startServer(t, kind, host, port, false, nil, nil)
 }
 
 // StartUnprivileged starts vsftpd (the one kind that can) with sessions
@@ -123,16 +125,24 @@ func StartPort(t testing.TB, kind, host string, port int) *Server {
 // volume's permissions gone wrong.
 func StartUnprivileged(t testing.TB, host string) *Server {
 	t.Helper()
-	return startServer(t, KindVsftpd, host, 0, true)
+	return startServer(t, KindVsftpd, host, 0, true, nil, nil)
 }
 
-func startServer(t testing.TB, kind, host string, port int, unprivileged bool) *Server {
+// StartUnprivilegedTLS is StartUnprivileged with explicit TLS (FTPS)
+// offered with the PEM certificate and key given (plain logins stay
+// allowed, so that readiness is checked as for the others).
+func StartUnprivilegedTLS(t testing.TB, host string, certPEM, keyPEM []byte) *Server {
+	t.Helper()
+	return startServer(t, KindVsftpd, host, 0, true, certPEM, keyPEM)
+}
+
+func startServer(t testing.TB, kind, host string, port int, unprivileged bool, certPEM, keyPEM []byte) *Server {
 	t.Helper()
 	ip := net.ParseIP(host)
 	if ip == nil || ip.To4() == nil || !ip.IsLoopback() {
 		t.Fatalf("ftptest: host %q is not an IPv4 loopback address", host)
 	}
-	s := &Server{Kind: kind, Host: host, User: SystemUser, Password: password, Volume: DefaultVolume, t: t, unprivileged: unprivileged}
+	s := &Server{Kind: kind, Host: host, User: SystemUser, Password: password, Volume: DefaultVolume, t: t, unprivileged: unprivileged, tlsCert: certPEM, tlsKey: keyPEM}
 	switch kind {
 	case KindEmbedded:
 	case KindVsftpd, KindProftpd, KindPureFTPd:

@@ -272,6 +272,25 @@ func vsftpdConfig(s *Server) ([]string, error) {
 		"use_localtime=NO",
 		"",
 	}, "\n")
+	if s.tlsCert != nil {
+		cert, key := filepath.Join(s.confDir, "cert.pem"), filepath.Join(s.confDir, "key.pem")
+		if err := writeFile(cert, string(s.tlsCert), 0o600); err != nil {
+			return nil, err
+		}
+		if err := writeFile(key, string(s.tlsKey), 0o600); err != nil {
+			return nil, err
+		}
+		text += strings.Join([]string{
+			"ssl_enable=YES",
+			"rsa_cert_file=" + cert,
+			"rsa_private_key_file=" + key,
+			"force_local_logins_ssl=NO",
+			"force_local_data_ssl=NO",
+			"require_ssl_reuse=NO",
+			"ssl_ciphers=HIGH",
+			"",
+		}, "\n")
+	}
 	if err := writeFile(conf, text, 0o600); err != nil {
 		return nil, err
 	}
