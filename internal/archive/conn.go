@@ -29,6 +29,11 @@ type conn struct {
 	replies []byte // control replies of the login or listing in progress
 	killed  bool
 
+	// tap, over FTPS only, receives the control connection above TLS
+	// (jlaffaye's debug output): what is read, what is written and the
+	// listings' data, in order. Only a listing's capture turns it on.
+	tap atomic.Bool
+
 	lastUsed time.Time
 	stopVol  func() bool // unregisters the volume-close watcher
 }
@@ -115,7 +120,7 @@ func (v *Volume) dial(ctx context.Context) (*conn, error) {
 		ftp.DialWithDisabledMLSD(v.noMLSD.Load()),
 	}
 	if v.ep.TLS {
-		opts = append(opts, ftp.DialWithExplicitTLS(v.tlsConfig()))
+		opts = append(opts, ftp.DialWithExplicitTLS(v.tlsConfig()), ftp.DialWithDebugOutput(replyTap{c}))
 	}
 	// The connect timeout covers dial, greeting, TLS, login and CWD: a
 	// watchdog closes the control connection when it passes.
@@ -123,7 +128,7 @@ func (v *Volume) dial(ctx context.Context) (*conn, error) {
 	sc, err := ftp.Dial(v.ep.Addr(), opts...)
 	if err == nil {
 		c.sc = sc
-		c.captureReplies()
+		c.captureReplies(false)
 		err = sc.Login(v.ep.User, v.ep.Password)
 		feat := c.stopCaptureReplies()
 		if err == nil {
@@ -200,17 +205,24 @@ func (c *conn) captureDataOnly() {
 
 // captureReplies starts keeping what the control connection reads (the
 // replies of a login, for FEAT, or of a listing), up to maxReplyBytes;
-// stopCaptureReplies returns it. Over FTPS it is what lies below TLS.
-func (c *conn) captureReplies() {
+// stopCaptureReplies returns it. Over FTPS a login's replies are what lies
+// below TLS; a listing's are taken above TLS from the tap, mixed with the
+// commands and the listing's data but with the final reply last.
+func (c *conn) captureReplies(listing bool) {
 	c.mu.Lock()
 	c.replies = nil
 	c.mu.Unlock()
+	if listing && c.v.ep.TLS {
+		c.tap.Store(true)
+		return
+	}
 	if c.ctrl != nil {
 		c.ctrl.replyOwner.Store(c)
 	}
 }
 
 func (c *conn) stopCaptureReplies() []byte {
+	c.tap.Store(false)
 	if c.ctrl != nil {
 		c.ctrl.replyOwner.Store(nil)
 	}
@@ -229,6 +241,29 @@ func (c *conn) recordReply(p []byte) {
 	defer c.mu.Unlock()
 	if n := maxReplyBytes - len(c.replies); n > 0 {
 		c.replies = append(c.replies, p[:min(n, len(p))]...)
+	}
+}
+
+// replyTap is jlaffaye's debug output of an FTPS control connection; it
+// keeps what passes only while a listing is captured (never the login's
+// PASS command).
+type replyTap struct{ c *conn }
+
+func (t replyTap) Write(p []byte) (int, error) {
+	if t.c.tap.Load() {
+		t.c.recordReplyTail(p)
+	}
+	return len(p), nil
+}
+
+// recordReplyTail keeps the last maxReplyBytes or more of what it is
+// given: the tap sees a listing's data before its final reply.
+func (c *conn) recordReplyTail(p []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.replies = append(c.replies, p...)
+	if len(c.replies) > 2*maxReplyBytes {
+		c.replies = c.replies[:copy(c.replies, c.replies[len(c.replies)-maxReplyBytes:])]
 	}
 }
 

@@ -1,6 +1,10 @@
 package archive
 
 import (
+	"crypto/ecdsa"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -75,6 +79,50 @@ func TestUnreadableDirectoryFailsTheListing(t *testing.T) {
 	}
 }
 
+// Over FTPS the replies pass encrypted below us: the listing's final reply
+// is read above TLS (jlaffaye's debug output), so vsftpd's "failed to open
+// directory" is seen there too. Before, a directory below an unreadable one
+// listed as empty over FTPS, and its sets as missing.
+func TestUnreadableDirectoryFailsTheListingOverFTPS(t *testing.T) {
+	const host = "127.0.1.6"
+	cert, pool := selfSigned(t, host)
+	key, err := x509.MarshalECPrivateKey(cert.PrivateKey.(*ecdsa.PrivateKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := ftptest.StartUnprivilegedTLS(t, host,
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: key}))
+	checkGoroutines(t)
+	for i := range 3 {
+		writeLocal(t, s, fmt.Sprintf("DB/id_1/level_0/node_0/data_%03d", i), []byte("one"))
+	}
+	opt := testOptions()
+	opt.ReadOnly = true
+	opt.TLSConfig = &tls.Config{RootCAs: pool, ServerName: host}
+	ep := endpointOf(s)
+	ep.TLS = true
+	v, err := Open(ctxT(t), ep, opt)
+	if err != nil {
+		t.Fatalf("Open over FTPS: %v", err)
+	}
+	defer v.Close()
+	if l, err := v.ListNode(ctxT(t), "DB", 0); err != nil || len(l.Files) != 3 {
+		t.Fatalf("readable tree over FTPS: %v files, %v", l.Files, err)
+	}
+	if err := os.Chmod(volPath(s, "DB"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chmod(volPath(s, "DB"), 0o755)
+	err = v.withConn(ctxT(t), func(c *conn) error {
+		_, err := v.listDir(c, "DB/id_1")
+		return err
+	}, nil)
+	if !errors.Is(err, ErrUnreadableDir) || !strings.Contains(err.Error(), "failed to open directory") {
+		t.Fatalf("listing below an unreadable directory over FTPS: %v; want ErrUnreadableDir with vsftpd's reply", err)
+	}
+}
+
 // A directory with more entries than the server lists must not lose the
 // rest: pure-ftpd stops at 10,000 and still answers 226 ("Output truncated
 // to 10000 matches"). Files left out of a source listing would look
@@ -98,5 +146,22 @@ func TestTruncatedListingFails(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "-L") {
 		t.Errorf("error %q does not say what to do", err)
+	}
+}
+
+// Over FTPS the transcript holds the commands and the listing's data too,
+// and the final reply may come before the data (read in one go with the
+// 150): the check must find the final reply line, whatever follows it.
+func TestLastReplyFindsTheFinalReply(t *testing.T) {
+	for _, c := range []struct{ transcript, want string }{
+		{"150 Here comes the directory listing.\r\n226 Transfer done (but failed to open directory).\r\n", "226 Transfer done (but failed to open directory)."},
+		{"EPSV\r\n229 Entering Extended Passive Mode (|||40001|)\r\nLIST /v0003/DB\r\n150 Here comes the directory listing.\r\ndrwxr-xr-x    2 0 0 40 Dec 01 12:00 id_1\r\n226 Directory send OK.\r\n", "226 Directory send OK."},
+		{"LIST /x\r\n150 Accepted data connection\r\n226-Options: -l\r\n226 Output truncated to 10000 matches\r\n-rw-r--r-- 1 0 0 3 Dec 01 12:00 data_000\r\n-rw-r--r-- 1 0 0 3 Dec 01 12:00 226 \r\n", "226 Output truncated to 10000 matches"},
+		{"no reply at all", "no reply at all"},
+		{"", ""},
+	} {
+		if got := lastReply([]byte(c.transcript)); got != c.want {
+			t.Errorf("lastReply(%q) = %q, want %q", c.transcript, got, c.want)
+		}
 	}
 }

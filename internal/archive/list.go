@@ -232,7 +232,7 @@ func (v *Volume) listDir(c *conn, dir string) ([]item, error) {
 func (v *Volume) listDirRaw(c *conn, dir string, skip bool) ([]item, error) {
 	mlsd := c.sc.IsTimePreciseInList()
 	c.captureDataOnly()
-	c.captureReplies()
+	c.captureReplies(true)
 	_, err := c.sc.List(v.abs(dir))
 	replies := c.stopCaptureReplies()
 	raw, capErr := c.stopCaptureData()
@@ -245,8 +245,6 @@ func (v *Volume) listDirRaw(c *conn, dir string, skip bool) ([]item, error) {
 	// The final 226 may say the listing is not what it seems: vsftpd's
 	// "Transfer done (but failed to open directory)." comes with no entries,
 	// pure-ftpd's "Output truncated to 10000 matches" with the first 10,000.
-	// (Over FTPS the replies are captured encrypted and these checks cannot
-	// see them; the one below still applies.)
 	switch last := lastReply(replies); {
 	case strings.Contains(last, "failed to open directory"):
 		return nil, fmt.Errorf("%w: the server replied %.200q", ErrUnreadableDir, last)
@@ -266,10 +264,22 @@ func (v *Volume) listDirRaw(c *conn, dir string, skip bool) ([]item, error) {
 	return items, nil
 }
 
-// lastReply is the last line of a reply transcript, for an error message.
+// lastReply is the last final reply line ("226 ...") of a transcript, or
+// its last line if it has none. Over FTPS the transcript also holds the
+// commands and the listing's data, and the final reply may have been read
+// before the data; no data line starts with three digits and a space.
 func lastReply(replies []byte) string {
 	lines := strings.Split(strings.TrimRight(string(replies), "\r\n"), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(lines[i]); isFinalReply(l) {
+			return l
+		}
+	}
 	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+func isFinalReply(l string) bool {
+	return len(l) >= 4 && l[0] >= '1' && l[0] <= '5' && l[1] >= '0' && l[1] <= '9' && l[2] >= '0' && l[2] <= '9' && l[3] == ' '
 }
 
 func (c *conn) stopCaptureData() ([]byte, error) {
