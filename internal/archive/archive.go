@@ -216,7 +216,7 @@ func (m AppendMethod) String() string {
 
 // Capabilities is what the probe found on the server.
 type Capabilities struct {
-	Features       []string     // FEAT lines (plain FTP only; informational)
+	Features       []string     // FEAT lines (informational)
 	MLSD           bool         // listings use MLSD: exact modification times
 	Size           bool         // SIZE reports file sizes
 	MDTM           bool         // MDTM advertised

@@ -31,7 +31,7 @@ type conn struct {
 
 	// tap, over FTPS only, receives the control connection above TLS
 	// (jlaffaye's debug output): what is read, what is written and the
-	// listings' data, in order. Only a listing's capture turns it on.
+	// listings' data, in order. A capture turns it on.
 	tap atomic.Bool
 
 	lastUsed time.Time
@@ -128,7 +128,7 @@ func (v *Volume) dial(ctx context.Context) (*conn, error) {
 	sc, err := ftp.Dial(v.ep.Addr(), opts...)
 	if err == nil {
 		c.sc = sc
-		c.captureReplies(false)
+		c.captureReplies()
 		err = sc.Login(v.ep.User, v.ep.Password)
 		feat := c.stopCaptureReplies()
 		if err == nil {
@@ -205,14 +205,13 @@ func (c *conn) captureDataOnly() {
 
 // captureReplies starts keeping what the control connection reads (the
 // replies of a login, for FEAT, or of a listing), up to maxReplyBytes;
-// stopCaptureReplies returns it. Over FTPS a login's replies are what lies
-// below TLS; a listing's are taken above TLS from the tap, mixed with the
-// commands and the listing's data but with the final reply last.
-func (c *conn) captureReplies(listing bool) {
+// stopCaptureReplies returns it. Over FTPS they are taken above TLS from
+// the tap, mixed with the commands (PASS left out) and a listing's data.
+func (c *conn) captureReplies() {
 	c.mu.Lock()
 	c.replies = nil
 	c.mu.Unlock()
-	if listing && c.v.ep.TLS {
+	if c.v.ep.TLS {
 		c.tap.Store(true)
 		return
 	}
@@ -245,12 +244,12 @@ func (c *conn) recordReply(p []byte) {
 }
 
 // replyTap is jlaffaye's debug output of an FTPS control connection; it
-// keeps what passes only while a listing is captured (never the login's
-// PASS command).
+// keeps what passes only while replies are captured, and never the PASS
+// command (jlaffaye writes each command whole, in one Write).
 type replyTap struct{ c *conn }
 
 func (t replyTap) Write(p []byte) (int, error) {
-	if t.c.tap.Load() {
+	if t.c.tap.Load() && !bytes.HasPrefix(p, []byte("PASS ")) {
 		t.c.recordReplyTail(p)
 	}
 	return len(p), nil

@@ -107,6 +107,11 @@ func TestUnreadableDirectoryFailsTheListingOverFTPS(t *testing.T) {
 		t.Fatalf("Open over FTPS: %v", err)
 	}
 	defer v.Close()
+	// The login's FEAT is read above TLS as well: a read-only source
+	// resumes from an offset where the server says REST STREAM.
+	if !v.Capabilities().Rest {
+		t.Errorf("vsftpd over FTPS probed without REST (features %v)", v.Capabilities().Features)
+	}
 	if l, err := v.ListNode(ctxT(t), "DB", 0); err != nil || len(l.Files) != 3 {
 		t.Fatalf("readable tree over FTPS: %v files, %v", l.Files, err)
 	}
@@ -163,5 +168,19 @@ func TestLastReplyFindsTheFinalReply(t *testing.T) {
 		if got := lastReply([]byte(c.transcript)); got != c.want {
 			t.Errorf("lastReply(%q) = %q, want %q", c.transcript, got, c.want)
 		}
+	}
+}
+
+// The tap sees the commands too: the password must never be kept.
+func TestReplyTapNeverKeepsThePassword(t *testing.T) {
+	c := &conn{v: &Volume{ep: Endpoint{TLS: true}}}
+	c.captureReplies()
+	tap := replyTap{c}
+	for _, p := range []string{"USER u\r\n", "331 Please specify the password.\r\n", "PASS s3cret-pw\r\n", "230 Login successful.\r\n"} {
+		tap.Write([]byte(p))
+	}
+	got := string(c.stopCaptureReplies())
+	if strings.Contains(got, "s3cret") || !strings.Contains(got, "230 Login successful.") {
+		t.Fatalf("captured %q", got)
 	}
 }

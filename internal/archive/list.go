@@ -232,7 +232,7 @@ func (v *Volume) listDir(c *conn, dir string) ([]item, error) {
 func (v *Volume) listDirRaw(c *conn, dir string, skip bool) ([]item, error) {
 	mlsd := c.sc.IsTimePreciseInList()
 	c.captureDataOnly()
-	c.captureReplies(true)
+	c.captureReplies()
 	_, err := c.sc.List(v.abs(dir))
 	replies := c.stopCaptureReplies()
 	raw, capErr := c.stopCaptureData()
