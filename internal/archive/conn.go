@@ -204,7 +204,7 @@ func (c *conn) captureDataOnly() {
 }
 
 // captureReplies starts keeping what the control connection reads (the
-// replies of a login, for FEAT, or of a listing), up to maxReplyBytes;
+// replies of a login, for FEAT, or of a listing), the last maxReplyBytes;
 // stopCaptureReplies returns it. Over FTPS they are taken above TLS from
 // the tap, mixed with the commands (PASS left out) and a listing's data.
 func (c *conn) captureReplies() {
@@ -232,14 +232,17 @@ func (c *conn) stopCaptureReplies() []byte {
 	return b
 }
 
-// maxReplyBytes bounds the replies kept of one login or listing.
+// maxReplyBytes bounds the replies kept of one login or listing: the last
+// maxReplyBytes to twice that, since the final reply is what counts (and
+// over FTPS a listing's data passes through too).
 const maxReplyBytes = 16 << 10
 
 func (c *conn) recordReply(p []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if n := maxReplyBytes - len(c.replies); n > 0 {
-		c.replies = append(c.replies, p[:min(n, len(p))]...)
+	c.replies = append(c.replies, p...)
+	if len(c.replies) > 2*maxReplyBytes {
+		c.replies = c.replies[:copy(c.replies, c.replies[len(c.replies)-maxReplyBytes:])]
 	}
 }
 
@@ -250,20 +253,9 @@ type replyTap struct{ c *conn }
 
 func (t replyTap) Write(p []byte) (int, error) {
 	if t.c.tap.Load() && !bytes.HasPrefix(p, []byte("PASS ")) {
-		t.c.recordReplyTail(p)
+		t.c.recordReply(p)
 	}
 	return len(p), nil
-}
-
-// recordReplyTail keeps the last maxReplyBytes or more of what it is
-// given: the tap sees a listing's data before its final reply.
-func (c *conn) recordReplyTail(p []byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.replies = append(c.replies, p...)
-	if len(c.replies) > 2*maxReplyBytes {
-		c.replies = c.replies[:copy(c.replies, c.replies[len(c.replies)-maxReplyBytes:])]
-	}
 }
 
 func (c *conn) record(p []byte) {
