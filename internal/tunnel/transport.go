@@ -81,10 +81,7 @@ func (t *transportConn) Write(p []byte) (int, error) {
 		go t.flush()
 	}
 	t.mu.Unlock()
-	select {
-	case t.kick <- struct{}{}:
-	default: // the flusher is awake already and will see p
-	}
+	t.wake()
 	return len(p), nil
 }
 
@@ -125,19 +122,10 @@ func (t *transportConn) flush() {
 // did not end properly), lets the flusher send what was written before, for
 // at most flushOnClose, and closes the connection.
 func (t *transportConn) Close() error {
-	t.failed.Store(true)
-	t.mu.Lock()
-	t.closed = true
-	started := t.started
-	t.room.Broadcast()
-	t.mu.Unlock()
-	if !started {
+	if !t.markClosed() {
 		return t.Conn.Close()
 	}
-	select {
-	case t.kick <- struct{}{}:
-	default:
-	}
+	t.wake()
 	timer := time.NewTimer(flushOnClose)
 	select {
 	case <-t.finished:
@@ -153,17 +141,29 @@ func (t *transportConn) Close() error {
 // sent: the server closes its peers that way under its lock, where one
 // frozen peer must not hold up the others.
 func (t *transportConn) abort() error {
+	t.markClosed()
+	err := t.Conn.Close()
+	t.wake() // an idle flusher wakes, sees the close and returns
+	return err
+}
+
+// markClosed marks the transport failed and closed, releases waiting
+// writers, and reports whether the flusher was started.
+func (t *transportConn) markClosed() (started bool) {
 	t.failed.Store(true)
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.closed = true
 	t.room.Broadcast()
-	t.mu.Unlock()
-	err := t.Conn.Close()
+	return t.started
+}
+
+// wake wakes the flusher unless a wake-up is pending already.
+func (t *transportConn) wake() {
 	select {
-	case t.kick <- struct{}{}: // an idle flusher wakes, sees the close and returns
+	case t.kick <- struct{}{}:
 	default:
 	}
-	return err
 }
 
 func (t *transportConn) lost() bool { return t.failed.Load() }
