@@ -66,17 +66,25 @@ func TestUnreadableDirectoryFailsTheListing(t *testing.T) {
 	// Below a directory it cannot enter, vsftpd's fallback fails too and
 	// only the 226 reply's text tells: "Transfer done (but failed to open
 	// directory)."
-	if err := os.Chmod(volPath(s, "DB"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	defer os.Chmod(volPath(s, "DB"), 0o755)
-	err := v.withConn(ctxT(t), func(c *conn) error {
-		_, err := v.listDir(c, "DB/id_1")
-		return err
-	}, nil)
+	err := listBelowUnreadableDB(t, s, v)
 	if !errors.Is(err, ErrUnreadableDir) || !strings.Contains(err.Error(), "failed to open directory") {
 		t.Errorf("listing below an unreadable directory: %v", err)
 	}
+}
+
+// listBelowUnreadableDB makes the database directory unreadable to the
+// server's sessions (until the test ends) and lists DB/id_1 below it, where
+// vsftpd's fallback fails too and only the 226 reply's text tells.
+func listBelowUnreadableDB(t *testing.T, s *ftptest.Server, v *Volume) error {
+	t.Helper()
+	if err := os.Chmod(volPath(s, "DB"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(volPath(s, "DB"), 0o755) })
+	return v.withConn(ctxT(t), func(c *conn) error {
+		_, err := v.listDir(c, "DB/id_1")
+		return err
+	}, nil)
 }
 
 // Over FTPS the replies pass encrypted below us: the listing's final reply
@@ -115,14 +123,7 @@ func TestUnreadableDirectoryFailsTheListingOverFTPS(t *testing.T) {
 	if l, err := v.ListNode(ctxT(t), "DB", 0); err != nil || len(l.Files) != 3 {
 		t.Fatalf("readable tree over FTPS: %v files, %v", l.Files, err)
 	}
-	if err := os.Chmod(volPath(s, "DB"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	defer os.Chmod(volPath(s, "DB"), 0o755)
-	err = v.withConn(ctxT(t), func(c *conn) error {
-		_, err := v.listDir(c, "DB/id_1")
-		return err
-	}, nil)
+	err = listBelowUnreadableDB(t, s, v)
 	if !errors.Is(err, ErrUnreadableDir) || !strings.Contains(err.Error(), "failed to open directory") {
 		t.Fatalf("listing below an unreadable directory over FTPS: %v; want ErrUnreadableDir with vsftpd's reply", err)
 	}
