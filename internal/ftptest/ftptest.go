@@ -76,16 +76,22 @@ type Server struct {
 	Dir      string // local directory that is the FTP login root
 	Volume   string // "v0003": subdirectory of Dir created by Start
 
-	t            testing.TB
-	confDir      string
-	unprivileged bool   // vsftpd sessions act as SystemUser, not root
-	tlsCert      []byte // PEM; vsftpd offers explicit TLS (AUTH TLS) when set
-	tlsKey       []byte
+	t       testing.TB
+	confDir string
+	variant
 
 	mu      sync.Mutex
 	running bool
 	proc    *process  // real servers
 	emb     *embedded // embedded server
+}
+
+// variant is how a vsftpd started by StartUnprivileged or
+// StartUnprivilegedTLS differs from the default.
+type variant struct {
+	unprivileged bool   // sessions act as SystemUser, not root
+	tlsCert      []byte // PEM; explicit TLS (AUTH TLS) is offered when set
+	tlsKey       []byte
 }
 
 // RealKinds lists the real server kinds in a stable order.
@@ -115,7 +121,7 @@ func Start(t testing.TB, kind, host string) *Server {
 // use one port on several addresses.
 func StartPort(t testing.TB, kind, host string, port int) *Server {
 	t.Helper()
-	return startServer(t, kind, host, port, false, nil, nil)
+	return startServer(t, kind, host, port, variant{})
 }
 
 // StartUnprivileged starts vsftpd (the one kind that can) with sessions
@@ -125,7 +131,7 @@ func StartPort(t testing.TB, kind, host string, port int) *Server {
 // volume's permissions gone wrong.
 func StartUnprivileged(t testing.TB, host string) *Server {
 	t.Helper()
-	return startServer(t, KindVsftpd, host, 0, true, nil, nil)
+	return startServer(t, KindVsftpd, host, 0, variant{unprivileged: true})
 }
 
 // StartUnprivilegedTLS is StartUnprivileged with explicit TLS (FTPS)
@@ -133,16 +139,16 @@ func StartUnprivileged(t testing.TB, host string) *Server {
 // allowed, so that readiness is checked as for the others).
 func StartUnprivilegedTLS(t testing.TB, host string, certPEM, keyPEM []byte) *Server {
 	t.Helper()
-	return startServer(t, KindVsftpd, host, 0, true, certPEM, keyPEM)
+	return startServer(t, KindVsftpd, host, 0, variant{unprivileged: true, tlsCert: certPEM, tlsKey: keyPEM})
 }
 
-func startServer(t testing.TB, kind, host string, port int, unprivileged bool, certPEM, keyPEM []byte) *Server {
+func startServer(t testing.TB, kind, host string, port int, vr variant) *Server {
 	t.Helper()
 	ip := net.ParseIP(host)
 	if ip == nil || ip.To4() == nil || !ip.IsLoopback() {
 		t.Fatalf("ftptest: host %q is not an IPv4 loopback address", host)
 	}
-	s := &Server{Kind: kind, Host: host, User: SystemUser, Password: password, Volume: DefaultVolume, t: t, unprivileged: unprivileged, tlsCert: certPEM, tlsKey: keyPEM}
+	s := &Server{Kind: kind, Host: host, User: SystemUser, Password: password, Volume: DefaultVolume, t: t, variant: vr}
 	switch kind {
 	case KindEmbedded:
 	case KindVsftpd, KindProftpd, KindPureFTPd:
@@ -156,7 +162,7 @@ func startServer(t testing.TB, kind, host string, port int, unprivileged bool, c
 		t.Fatalf("ftptest: unknown server kind %q", kind)
 	}
 	base := t.TempDir()
-	if unprivileged {
+	if vr.unprivileged {
 		// vsftpd enters Dir as the session user before its chroot: the
 		// temporary directories above it (mode 0700) must let it pass.
 		for _, d := range []string{filepath.Dir(base), base} {
