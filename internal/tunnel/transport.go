@@ -2,6 +2,7 @@ package tunnel
 
 import (
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,7 +28,8 @@ const flushOnClose = time.Second
 // packet cost a send of its own. Write copies p into a pending buffer and
 // returns; one flusher goroutine sends whatever has gathered meanwhile in
 // one system call (5,000 small files: the client's writes went from 61,141
-// to 41,387). Bytes go out in the order written. A failed send is returned
+// to 41,387, and to about 24,000 once the flusher let the other goroutines
+// ready to run write first). Bytes go out in the order written. A failed send is returned
 // by every later Write and closes the connection, so the reader (and with
 // it every channel) sees the failure. Each buffer keeps its capacity, at
 // most about maxPending, for the connection's life.
@@ -92,6 +94,14 @@ func (t *transportConn) flush() {
 	var out []byte
 	for {
 		<-t.kick
+		// The writer that woke us made us its successor on its
+		// processor, so we would run as soon as it blocks, ahead of the
+		// other goroutines ready to run, and send its packet alone. Let
+		// those run first: the replies and commands they write join this
+		// send (5,000 small files: client sends 37,000 -> 24,000, server
+		// 63,000 -> 52,000, a tenth less CPU on both sides). With nothing
+		// else ready it returns at once.
+		runtime.Gosched()
 		for {
 			t.mu.Lock()
 			out, t.pending = t.pending, out[:0]

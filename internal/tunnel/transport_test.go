@@ -277,3 +277,53 @@ func TestPacketsWrittenDuringASendGoOutTogether(t *testing.T) {
 		t.Fatalf("%d packets went out in %d sends, want 2 (the first, then the rest together)", packets+1, w)
 	}
 }
+
+// countingConn counts its Writes.
+type countingConn struct {
+	net.Conn
+	writes atomic.Int32
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// Packets written by goroutines that are ready to run when the flusher
+// wakes go out in one send: the flusher does not run ahead of them just
+// because the first writer woke it. One processor makes the order of the
+// goroutines the scheduler's, not the machine's.
+func TestPacketsOfReadyWritersGoOutTogether(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	a, b := tcpPair(t)
+	c := &countingConn{Conn: a}
+	tc := newTransportConn(c)
+	defer tc.Close()
+	const writers, size = 16, 60
+	got := make(chan int, 1)
+	go func() {
+		n, _ := io.ReadFull(b, make([]byte, writers*size))
+		got <- n
+	}()
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			if _, err := tc.Write(make([]byte, size)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	runtime.Gosched() // every writer waits on start
+	close(start)
+	wg.Wait()
+	if n := <-got; n != writers*size {
+		t.Fatalf("peer got %d bytes, want %d", n, writers*size)
+	}
+	if w := c.writes.Load(); w > 2 {
+		t.Fatalf("%d packets of ready writers went out in %d sends, want at most 2", writers, w)
+	}
+}
