@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jlaffaye/ftp"
+
+	"backupsync/internal/watchdog"
 )
 
 // conn is one logged-in FTP connection of a Volume's pool. It is used by one
@@ -295,6 +297,7 @@ type ioConn struct {
 	// replyOwner: the control connection's conn while it keeps replies.
 	replyOwner atomic.Pointer[conn]
 	noDL       atomic.Bool
+	watch      atomic.Pointer[watchdog.Watchdog] // once noDL
 	timedOut   atomic.Bool
 	closed     atomic.Bool
 }
@@ -317,21 +320,32 @@ func (c *ioConn) RemoteAddr() net.Addr {
 
 func (c *ioConn) setTimeout(d time.Duration) { c.timeout = d }
 
-func (c *ioConn) guard(set func(time.Time) error) func() {
+// guard bounds the operation about to start: it sets the deadline with
+// set, or, where the connection has none, begins an operation on the
+// watchdog it returns (nil otherwise), which the caller ends.
+func (c *ioConn) guard(set func(time.Time) error) *watchdog.Watchdog {
 	if c.timeout <= 0 {
-		return func() {}
+		return nil
 	}
 	if !c.noDL.Load() {
 		if err := set(time.Now().Add(c.timeout)); err == nil {
-			return func() {}
+			return nil
 		}
 		c.noDL.Store(true)
 	}
-	t := time.AfterFunc(c.timeout, func() {
-		c.timedOut.Store(true)
-		c.Conn.Close()
-	})
-	return func() { t.Stop() }
+	w := c.watch.Load()
+	if w == nil {
+		w = watchdog.New(c.timeout, func() {
+			c.timedOut.Store(true)
+			c.Conn.Close()
+		})
+		if !c.watch.CompareAndSwap(nil, w) {
+			w.Stop()
+			w = c.watch.Load()
+		}
+	}
+	w.Begin()
+	return w
 }
 
 func (c *ioConn) fix(err error) error {
@@ -342,9 +356,9 @@ func (c *ioConn) fix(err error) error {
 }
 
 func (c *ioConn) Read(p []byte) (int, error) {
-	done := c.guard(c.Conn.SetReadDeadline)
+	w := c.guard(c.Conn.SetReadDeadline)
 	n, err := c.Conn.Read(p)
-	done()
+	w.End()
 	if n > 0 {
 		if c.owner != nil {
 			c.owner.record(p[:n])
@@ -356,13 +370,14 @@ func (c *ioConn) Read(p []byte) (int, error) {
 }
 
 func (c *ioConn) Write(p []byte) (int, error) {
-	done := c.guard(c.Conn.SetWriteDeadline)
+	w := c.guard(c.Conn.SetWriteDeadline)
 	n, err := c.Conn.Write(p)
-	done()
+	w.End()
 	return n, c.fix(err)
 }
 
 func (c *ioConn) Close() error {
+	c.watch.Load().Stop()
 	if c.owner != nil && !c.closed.Swap(true) {
 		c.owner.dropData(c)
 	}

@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"backupsync/internal/watchdog"
 )
 
 // ErrIdle is wrapped by the error of a Read or Write on a tunnelled
@@ -58,12 +59,9 @@ type chanConn struct {
 	idle  time.Duration
 
 	pending atomic.Int32 // Reads and Writes in progress
-	last    atomic.Int64 // UnixNano of the last progress or operation start
+	watch   *watchdog.Watchdog
 	idled   atomic.Bool
 	closed  atomic.Bool
-
-	mu    sync.Mutex
-	timer *time.Timer
 
 	wsem chan struct{} // one Write (or CloseWrite) at a time
 	connHooks
@@ -81,45 +79,26 @@ var _ net.Conn = (*chanConn)(nil)
 
 func newChanConn(c net.Conn, raddr *net.TCPAddr, idle time.Duration, h connHooks) *chanConn {
 	cc := &chanConn{ch: c, raddr: raddr, idle: idle, connHooks: h, wsem: make(chan struct{}, 1)}
-	cc.last.Store(time.Now().UnixNano())
-	if idle > 0 {
-		cc.mu.Lock()
-		cc.timer = time.AfterFunc(idle, cc.check)
-		cc.mu.Unlock()
-	}
+	cc.watch = watchdog.New(idle, cc.expire)
 	return cc
 }
 
-// check is the watchdog: it runs on the timer, closes the connection when
-// an operation has waited idle without progress, and re-arms itself
-// otherwise.
-func (c *chanConn) check() {
+// expire is the watchdog's action: an operation waited idle without
+// progress.
+func (c *chanConn) expire() {
 	if c.closed.Load() {
 		return
 	}
-	since := time.Since(time.Unix(0, c.last.Load()))
-	if c.pending.Load() > 0 && since >= c.idle {
-		c.idled.Store(true)
-		if c.onIdle != nil {
-			c.onIdle(c)
-		}
-		c.Close()
-		return
+	c.idled.Store(true)
+	if c.onIdle != nil {
+		c.onIdle(c)
 	}
-	next := c.idle
-	if c.pending.Load() > 0 {
-		next = c.idle - since
-	}
-	c.mu.Lock()
-	if c.timer != nil && !c.closed.Load() {
-		c.timer.Reset(next)
-	}
-	c.mu.Unlock()
+	c.Close()
 }
 
-func (c *chanConn) begin()    { c.pending.Add(1); c.last.Store(time.Now().UnixNano()) }
-func (c *chanConn) end()      { c.last.Store(time.Now().UnixNano()); c.pending.Add(-1) }
-func (c *chanConn) progress() { c.last.Store(time.Now().UnixNano()) }
+func (c *chanConn) begin()    { c.pending.Add(1); c.watch.Begin() }
+func (c *chanConn) end()      { c.watch.End(); c.pending.Add(-1) }
+func (c *chanConn) progress() { c.watch.Progress() }
 
 // closedErr is the error of an operation cut short by Close or the
 // watchdog.
@@ -233,11 +212,7 @@ func (c *chanConn) Close() error {
 		default:
 		}
 	}
-	c.mu.Lock()
-	if c.timer != nil {
-		c.timer.Stop()
-	}
-	c.mu.Unlock()
+	c.watch.Stop()
 	_ = c.ch.Close()
 	if c.onClose != nil {
 		c.onClose(c)
