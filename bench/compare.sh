@@ -322,9 +322,14 @@ EOF
 # does not skip recently deleted inodes.
 DST_MOUNTED=0
 DST_FS=""
+fs_type() { # dir: the type of the file system dir is on
+	findmnt -n -o FSTYPE --target "$1" 2>/dev/null | awk 'NR == 1 { print; ok = 1 } END { exit !ok }' ||
+		stat -f -c %T "$1"
+}
+
 mount_dst() {
 	local fs
-	fs=$(stat -f -c %T "$W")
+	fs=$(fs_type "$W")
 	DST_FS="$fs (the work directory's)"
 	[ "$fs" != tmpfs ] && [ "${BENCH_DST_IMAGE:-1}" != 0 ] || return 0
 	local img="$W/dst.ext4" size=8G
@@ -335,7 +340,7 @@ mount_dst() {
 	if mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$img" >"$W/logs/mkfs.log" 2>&1 &&
 		mount -o loop "$img" "$W/dst" 2>>"$W/logs/mkfs.log"; then
 		DST_MOUNTED=1
-		DST_FS="ext4 with a journal, a $size image on a loop device (on $fs)"
+		DST_FS="ext4 with a journal, in a $size image on a loop device (on $fs)"
 		mkdir -p "$W/dst/$VOL"
 	else
 		log "could not mount an ext4 image for the destination ($(tail -1 "$W/logs/mkfs.log")): it stays on $fs"
@@ -765,7 +770,7 @@ machine_info() {
 	echo "tools:   $(rclone version 2>/dev/null | head -1), $(lftp --version 2>/dev/null | head -1 | sed 's/ *| */ /g; s/ Copyright.*//'), $(/usr/sbin/vsftpd -v 0>&1 2>&1 | head -1), $(ssh -V 2>&1), $(go version | cut -d' ' -f3)"
 	echo "backupsyncd: $([ -x "$BS" ] && "$BS" --version 2>/dev/null || echo none), built from $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$repo" status --porcelain -- cmd internal go.mod go.sum 2>/dev/null | grep -q . && echo ' + uncommitted changes')"
 	[ "$HARNESS_MEASURED" = 0 ] || echo "harness: ${HARNESS}s per timed command (time + timeout + fork), subtracted from every time"
-	echo "volumes: source on $(stat -f -c %T "$W"), destination on $DST_FS"
+	echo "volumes: source on $(fs_type "$W"), destination on $DST_FS"
 	echo "load:    $LOAD_START at start, $(cut -d' ' -f1-3 /proc/loadavg) now (1/5/15 min; the box may be shared)"
 }
 
