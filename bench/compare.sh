@@ -340,7 +340,7 @@ mount_dst() {
 	if mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$img" >"$W/logs/mkfs.log" 2>&1 &&
 		mount -o loop "$img" "$W/dst" 2>>"$W/logs/mkfs.log"; then
 		DST_MOUNTED=1
-		DST_FS="ext4 with a journal, in a $size image on a loop device (on $fs)"
+		DST_FS="ext4 with a journal, in an image of $size on a loop device (on $fs)"
 		mkdir -p "$W/dst/$VOL"
 	else
 		log "could not mount an ext4 image for the destination ($(tail -1 "$W/logs/mkfs.log")): it stays on $fs"
