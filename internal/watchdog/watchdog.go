@@ -1,7 +1,8 @@
 // Package watchdog bounds the operations on a connection that has no
-// deadlines (an SSH channel): when one has waited a whole limit without
-// progress, it calls the owner's expire function, which closes the
-// connection and so ends the wait.
+// deadlines (an SSH channel): when an operation is under way and none has
+// begun, moved bytes or ended on the connection for a whole limit, it calls
+// the owner's expire function, which closes the connection and so ends the
+// wait.
 //
 // Operations cost a few atomic operations each; the one timer re-arms
 // itself at most once per limit while operations are under way, and sleeps
@@ -40,6 +41,8 @@ func New(limit time.Duration, expire func()) *Watchdog {
 	}
 	w := &Watchdog{limit: limit, expire: expire}
 	w.last.Store(time.Now().UnixNano())
+	// The timer starts asleep; the first Begin arms it. The lock holds
+	// off a check that fires before Stop.
 	w.asleep.Store(true)
 	w.mu.Lock()
 	w.timer = time.AfterFunc(limit, w.check)
@@ -83,8 +86,8 @@ func (w *Watchdog) End() {
 	w.pending.Add(-1)
 }
 
-// Stop ends the watch; expire is not called after Stop returns, unless it
-// had been called already.
+// Stop ends the watch: expire is not called after Stop returns, unless the
+// watchdog had already begun to expire (expire may then still be running).
 func (w *Watchdog) Stop() {
 	if w == nil {
 		return
