@@ -28,8 +28,8 @@ type Watchdog struct {
 	asleep  atomic.Bool  // the timer is not armed: nothing was pending
 
 	mu      sync.Mutex
-	timer   *time.Timer
-	stopped bool // by Stop or by expiring
+	timer   *time.Timer // made by the first Begin
+	stopped bool        // by Stop or by expiring
 }
 
 // New returns a watchdog that calls expire once, on a goroutine of its
@@ -41,13 +41,7 @@ func New(limit time.Duration, expire func()) *Watchdog {
 	}
 	w := &Watchdog{limit: limit, expire: expire}
 	w.last.Store(time.Now().UnixNano())
-	// The timer starts asleep; the first Begin arms it. The lock holds
-	// off a check that fires before Stop.
 	w.asleep.Store(true)
-	w.mu.Lock()
-	w.timer = time.AfterFunc(limit, w.check)
-	w.timer.Stop()
-	w.mu.Unlock()
 	return w
 }
 
@@ -64,7 +58,11 @@ func (w *Watchdog) Begin() {
 		w.mu.Lock()
 		if w.asleep.Load() && !w.stopped {
 			w.asleep.Store(false)
-			w.timer.Reset(w.limit)
+			if w.timer == nil {
+				w.timer = time.AfterFunc(w.limit, w.check)
+			} else {
+				w.timer.Reset(w.limit)
+			}
 		}
 		w.mu.Unlock()
 	}
@@ -94,7 +92,9 @@ func (w *Watchdog) Stop() {
 	}
 	w.mu.Lock()
 	w.stopped = true
-	w.timer.Stop()
+	if w.timer != nil {
+		w.timer.Stop()
+	}
 	w.mu.Unlock()
 }
 
