@@ -298,7 +298,6 @@ type ioConn struct {
 	replyOwner atomic.Pointer[conn]
 	noDL       atomic.Bool
 	watch      atomic.Pointer[watchdog.Watchdog] // once noDL
-	timedOut   atomic.Bool
 	closed     atomic.Bool
 }
 
@@ -335,10 +334,7 @@ func (c *ioConn) guard(set func(time.Time) error) *watchdog.Watchdog {
 	}
 	w := c.watch.Load()
 	if w == nil {
-		w = watchdog.New(c.timeout, func() {
-			c.timedOut.Store(true)
-			c.Conn.Close()
-		})
+		w = watchdog.New(c.timeout, func() { c.Conn.Close() })
 		if !c.watch.CompareAndSwap(nil, w) {
 			w.Stop()
 			w = c.watch.Load()
@@ -349,7 +345,7 @@ func (c *ioConn) guard(set func(time.Time) error) *watchdog.Watchdog {
 }
 
 func (c *ioConn) fix(err error) error {
-	if err != nil && c.timedOut.Load() {
+	if err != nil && c.watch.Load().Expired() {
 		return os.ErrDeadlineExceeded
 	}
 	return err

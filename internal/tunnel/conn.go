@@ -60,7 +60,6 @@ type chanConn struct {
 
 	pending atomic.Int32 // Reads and Writes in progress
 	watch   *watchdog.Watchdog
-	idled   atomic.Bool
 	closed  atomic.Bool
 
 	wsem chan struct{} // one Write (or CloseWrite) at a time
@@ -89,7 +88,6 @@ func (c *chanConn) expire() {
 	if c.closed.Load() {
 		return
 	}
-	c.idled.Store(true)
 	if c.onIdle != nil {
 		c.onIdle(c)
 	}
@@ -103,7 +101,7 @@ func (c *chanConn) progress() { c.watch.Progress() }
 // closedErr is the error of an operation cut short by Close or the
 // watchdog.
 func (c *chanConn) closedErr(op string) error {
-	if c.idled.Load() {
+	if c.watch.Expired() {
 		return &net.OpError{Op: op, Net: "tcp", Addr: c.raddr, Err: fmt.Errorf("%w (%v)", ErrIdle, c.idle)}
 	}
 	if c.lost != nil && c.lost() {
@@ -200,9 +198,12 @@ func (c *chanConn) Close() error {
 	if c.closed.Swap(true) {
 		return nil
 	}
+	// From here on the watchdog cannot expire: Expired means an operation
+	// waited idle, not that we closed.
+	c.watch.Stop()
 	// EOF first, so the far side sees a proper end of stream; skipped when
 	// there is no point (idle, connection lost) or a Write is in progress.
-	if !c.idled.Load() && (c.lost == nil || !c.lost()) {
+	if !c.watch.Expired() && (c.lost == nil || !c.lost()) {
 		select {
 		case c.wsem <- struct{}{}:
 			if cw, ok := c.ch.(closeWriter); ok {
@@ -212,7 +213,6 @@ func (c *chanConn) Close() error {
 		default:
 		}
 	}
-	c.watch.Stop()
 	_ = c.ch.Close()
 	if c.onClose != nil {
 		c.onClose(c)

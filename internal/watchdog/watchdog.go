@@ -26,6 +26,7 @@ type Watchdog struct {
 	pending atomic.Int32 // operations between Begin and End
 	last    atomic.Int64 // UnixNano of the last Begin, Progress or End
 	asleep  atomic.Bool  // the timer is not armed: nothing was pending
+	expired atomic.Bool  // set before expire is called
 
 	mu      sync.Mutex
 	timer   *time.Timer // made by the first Begin
@@ -98,6 +99,10 @@ func (w *Watchdog) Stop() {
 	w.mu.Unlock()
 }
 
+// Expired reports whether the watchdog expired (and called, or is calling,
+// expire); the owner tells by it a close of its own from an idle one.
+func (w *Watchdog) Expired() bool { return w != nil && w.expired.Load() }
+
 func (w *Watchdog) touch() { w.last.Store(time.Now().UnixNano()) }
 
 // check runs on the timer.
@@ -110,6 +115,7 @@ func (w *Watchdog) check() {
 	since := time.Since(time.Unix(0, w.last.Load()))
 	if w.pending.Load() > 0 && since >= w.limit {
 		w.stopped = true
+		w.expired.Store(true)
 		w.mu.Unlock()
 		w.expire()
 		return

@@ -17,6 +17,15 @@ func expiries(t *testing.T) (*Watchdog, *atomic.Int32) {
 	return w, &n
 }
 
+// noExpiry fails t if expire was called within wait.
+func noExpiry(t *testing.T, n *atomic.Int32, wait time.Duration, what string) {
+	t.Helper()
+	time.Sleep(wait)
+	if got := n.Load(); got != 0 {
+		t.Errorf("%s: expired %d times", what, got)
+	}
+}
+
 // waitFor polls cond for up to a second.
 func waitFor(cond func() bool) bool {
 	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
@@ -31,8 +40,14 @@ func TestStalledOperationExpiresOnce(t *testing.T) {
 	w, n := expiries(t)
 	w.Begin()
 	start := time.Now()
+	if w.Expired() {
+		t.Fatal("Expired before the limit")
+	}
 	if !waitFor(func() bool { return n.Load() > 0 }) {
 		t.Fatal("a stalled operation did not expire")
+	}
+	if !w.Expired() {
+		t.Error("Expired is false after expire was called")
 	}
 	if d := time.Since(start); d < limit {
 		t.Errorf("expired after %v, before the limit %v", d, limit)
@@ -60,10 +75,7 @@ func TestIdleConnectionNeverExpires(t *testing.T) {
 	w, n := expiries(t)
 	w.Begin()
 	w.End()
-	time.Sleep(4 * limit)
-	if got := n.Load(); got != 0 {
-		t.Errorf("a connection with nothing pending expired %d times", got)
-	}
+	noExpiry(t, n, 4*limit, "a connection with nothing pending")
 	if !w.asleep.Load() {
 		t.Error("the timer stays armed with nothing pending")
 	}
@@ -87,9 +99,9 @@ func TestStopPreventsExpiry(t *testing.T) {
 	w, n := expiries(t)
 	w.Begin()
 	w.Stop()
-	time.Sleep(3 * limit)
-	if got := n.Load(); got != 0 {
-		t.Errorf("expired %d times after Stop", got)
+	noExpiry(t, n, 3*limit, "after Stop")
+	if w.Expired() {
+		t.Error("Expired after Stop")
 	}
 }
 
@@ -102,6 +114,9 @@ func TestNilWatchesNothing(t *testing.T) {
 	w.Progress()
 	w.End()
 	w.Stop()
+	if w.Expired() {
+		t.Error("a nil watchdog says it expired")
+	}
 }
 
 // Many operations beginning and ending at once while the timer sleeps and
