@@ -31,8 +31,8 @@ const flushOnClose = time.Second
 // to 41,387, and to about 24,000 once the flusher let the other goroutines
 // ready to run write first). Bytes go out in the order written. A failed
 // send is returned by every later Write and closes the connection, so the
-// reader (and with it every channel) sees the failure. Each buffer keeps its capacity, at
-// most about maxPending, for the connection's life.
+// reader (and with it every channel) sees the failure. Each buffer keeps
+// its capacity, at most about maxPending, for the connection's life.
 type transportConn struct {
 	net.Conn
 	failed atomic.Bool
