@@ -395,8 +395,8 @@ manifest() { # dir -> "md5  ./path" lines, sorted
 RESULTS="" # set in main: TSV stage tree phase tool secs kb status note
 INVALID=0
 
-record() { # stage tree phase tool secs kb status [note]
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "$6" "$7" "${8:-}" >>"$RESULTS"
+record() { # stage tree phase tool secs kb status [note [cpu]]
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "$6" "$7" "${8:-}" "${9:--}" >>"$RESULTS"
 }
 
 clear_dst() {
@@ -418,6 +418,14 @@ verify() { # label: destination md5-identical to the source?
 
 T_SECS=0
 T_KB=0
+T_CPU=0
+# box_ticks: CPU time the whole box spent so far (user, nice, system, irq,
+# softirq), in clock ticks. Its growth during a timed command is the copy's
+# cost to the machine, whichever process paid it: the tool, its servers
+# (backupsyncd's SSH server, sshd and sftp-server), the FTP servers, the
+# kernel's own threads.
+box_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat; }
+HZ=$(getconf CLK_TCK 2>/dev/null || echo 100)
 CUR_PID=""
 timed() { # label cmd...: run under GNU time, output to logs/label.log
 	local label=$1 rc=0
@@ -427,13 +435,16 @@ timed() { # label cmd...: run under GNU time, output to logs/label.log
 	# once and cleanup can stop the command (timeout puts it in its own group).
 	# Seconds from the shell's clock, to the millisecond (GNU time's %e has
 	# two decimals, too coarse for a no-op of 0.09 s); peak RSS from time.
-	local t0=$EPOCHREALTIME t1 secs
+	local t0=$EPOCHREALTIME t1 secs c0 c1
+	c0=$(box_ticks)
 	/usr/bin/time -f '%e %M' -o "$W/time.out" timeout --kill-after=10 "$STEP_TIMEOUT" "$@" \
 		>"$W/logs/$label.log" 2>&1 </dev/null &
 	CUR_PID=$!
 	wait "$CUR_PID" || rc=$?
 	t1=$EPOCHREALTIME
+	c1=$(box_ticks)
 	CUR_PID=""
+	T_CPU=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN { printf "%.2f", (b - a) / hz }')
 	read -r secs T_KB < <(tail -n 1 "$W/time.out")
 	T_SECS=$(awk -v a="$t0" -v b="$t1" -v h="$HARNESS" 'BEGIN { d = b - a - h; printf "%.3f", (d > 0 ? d : 0) }')
 	return $rc
@@ -456,13 +467,14 @@ measure_harness() {
 
 M_SECS=0
 M_KB=0
+M_CPU=0
 M_STATUS=ok
 M_NOTE=""
 measure() { # tool label cmd...: time one run, verify the destination
 	local tool=$1 label=$2 rc=0
 	shift 2
 	timed "$label" "$@" || rc=$?
-	M_SECS=$T_SECS M_KB=$T_KB M_STATUS=ok M_NOTE=""
+	M_SECS=$T_SECS M_KB=$T_KB M_CPU=$T_CPU M_STATUS=ok M_NOTE=""
 	if [ $rc -ne 0 ]; then
 		M_STATUS=failed
 		M_NOTE="exit $rc, see logs/$label.log"
@@ -496,9 +508,9 @@ add_tool() { # name label reset cmd...: reset (a function, or "") runs before ea
 # keeps the fastest time and the highest peak RSS of its rounds.
 run_tools() {
 	local stage=$1 tree=$2 noop=$3 r j i
-	local -a fs=() fk=() fst=() fn=() ns=() nk=() nst=() nn=()
+	local -a fs=() fk=() fc=() fst=() fn=() ns=() nk=() nc=() nst=() nn=()
 	for ((i = 0; i < NT; i++)); do
-		fs[i]="" fk[i]=0 fst[i]=ok fn[i]="" ns[i]="" nk[i]=0 nst[i]=ok nn[i]=""
+		fs[i]="" fk[i]=0 fc[i]=- fst[i]=ok fn[i]="" ns[i]="" nk[i]=0 nc[i]=- nst[i]=ok nn[i]=""
 	done
 	for ((r = 0; r < REPEAT; r++)); do
 		for ((j = 0; j < NT; j++)); do
@@ -515,7 +527,7 @@ run_tools() {
 				unset -n cmd
 				continue
 			fi
-			if [ -z "${fs[i]}" ] || less "$M_SECS" "${fs[i]}"; then fs[i]=$M_SECS; fi
+			if [ -z "${fs[i]}" ] || less "$M_SECS" "${fs[i]}"; then fs[i]=$M_SECS fc[i]=$M_CPU; fi
 			# A no-op takes a tenth of a second: NOOP_RUNS of them, the
 			# fastest counts, as for first copies.
 			local n
@@ -526,21 +538,21 @@ run_tools() {
 					ns[i]=$M_SECS nst[i]=$M_STATUS nn[i]=$M_NOTE
 					break
 				elif [ -z "${ns[i]}" ] || less "$M_SECS" "${ns[i]}"; then
-					ns[i]=$M_SECS
+					ns[i]=$M_SECS nc[i]=$M_CPU
 				fi
 			done
 			unset -n cmd
 		done
 	done
 	for ((i = 0; i < NT; i++)); do
-		record "$stage" "$tree" first "${T_NAME[i]}" "${fs[i]}" "${fk[i]}" "${fst[i]}" "${fn[i]}"
+		record "$stage" "$tree" first "${T_NAME[i]}" "${fs[i]}" "${fk[i]}" "${fst[i]}" "${fn[i]}" "${fc[i]}"
 	done
 	if [ "$noop" = 1 ]; then
 		for ((i = 0; i < NT; i++)); do
 			if [ "${fst[i]}" != ok ]; then
 				record "$stage" "$tree" noop "${T_NAME[i]}" - - skipped "first copy failed"
 			else
-				record "$stage" "$tree" noop "${T_NAME[i]}" "${ns[i]}" "${nk[i]}" "${nst[i]}" "${nn[i]}"
+				record "$stage" "$tree" noop "${T_NAME[i]}" "${ns[i]}" "${nk[i]}" "${nst[i]}" "${nn[i]}" "${nc[i]}"
 			fi
 		done
 	fi
@@ -794,17 +806,17 @@ report() {
 		return tree == "small" ? 1.2 : 1.0
 	}
 	{
-		n++; st[n] = $1; tr[n] = $2; ph[n] = $3; tool[n] = $4; s[n] = $5; kb[n] = $6; status[n] = $7; note[n] = $8
+		n++; st[n] = $1; tr[n] = $2; ph[n] = $3; tool[n] = $4; s[n] = $5; kb[n] = $6; status[n] = $7; note[n] = $8; cpu[n] = $9
 		k = $1 SUBSEP $2 SUBSEP $3
 		if (!(k in seen)) { seen[k] = 1; order[++nk] = k }
 		if ($4 !~ /^backupsyncd/ && $7 == "ok" && (!(k in best) || $5 + 0 < best[k])) { best[k] = $5 + 0; bestt[k] = $4 }
 	}
 	END {
 		if (fmt == "md") {
-			print "| stage | tree | phase | tool | seconds | rate | peak RSS | vs best peer |"
-			print "|---|---|---|---|---:|---:|---:|---|"
+			print "| stage | tree | phase | tool | seconds | rate | peak RSS | box CPU-s | vs best peer |"
+			print "|---|---|---|---|---:|---:|---:|---:|---|"
 		} else {
-			printf "%-7s %-6s %-6s %-38s %8s %14s %9s  %s\n", "stage", "tree", "phase", "tool", "seconds", "rate", "peak RSS", "vs best peer"
+			printf "%-7s %-6s %-6s %-38s %8s %14s %9s %9s  %s\n", "stage", "tree", "phase", "tool", "seconds", "rate", "peak RSS", "box CPU-s", "vs best peer"
 		}
 		for (j = 1; j <= nk; j++) for (i = 1; i <= n; i++) {
 			k = st[i] SUBSEP tr[i] SUBSEP ph[i]
@@ -812,6 +824,7 @@ report() {
 			secs = (s[i] == "-" ? "-" : sprintf(s[i] < 1 ? "%.3f" : "%.2f", s[i]))
 			r = (status[i] == "ok" ? rate(tr[i], ph[i], s[i] + 0) : status[i] == "info" ? "-" : status[i])
 			rss = (kb[i] ~ /^[0-9]+$/ ? sprintf("%d MiB", kb[i] / 1024) : "-")
+			c = (cpu[i] ~ /^[0-9.]+$/ && status[i] == "ok" ? cpu[i] : "-")
 			vs = ""
 			if (tool[i] ~ /^backupsyncd/ && tool[i] !~ /server/) {
 				if (status[i] == "ok" && (k in best)) {
@@ -823,9 +836,9 @@ report() {
 				} else vs = status[i] (note[i] != "" ? ": " note[i] : "")
 			} else if (status[i] != "ok" && note[i] != "") vs = note[i]
 			if (fmt == "md")
-				printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", st[i], tr[i], ph[i], tool[i], secs, r, rss, vs
+				printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", st[i], tr[i], ph[i], tool[i], secs, r, rss, c, vs
 			else
-				printf "%-7s %-6s %-6s %-38s %8s %14s %9s  %s\n", st[i], tr[i], ph[i], tool[i], secs, r, rss, vs
+				printf "%-7s %-6s %-6s %-38s %8s %14s %9s %9s  %s\n", st[i], tr[i], ph[i], tool[i], secs, r, rss, c, vs
 		}
 	}' "$RESULTS"
 }
