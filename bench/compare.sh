@@ -392,7 +392,7 @@ manifest() { # dir -> "md5  ./path" lines, sorted
 }
 
 # ---------------------------------------------------------------- results
-RESULTS="" # set in main: TSV stage tree phase tool secs kb status note
+RESULTS="" # set in main: TSV stage tree phase tool secs kb status note cpu
 INVALID=0
 
 record() { # stage tree phase tool secs kb status [note [cpu]]
@@ -763,9 +763,9 @@ set_repeat() { # tree
 	# the first tool is always the first to copy after the tree moved in
 	# (5,000 small files: 7.6-10.3 s for the same binary in that place).
 	# Three rather than two since session 7: on this kind of shared 2-core
-	# box one tool's two rounds of the same copy differed by up to 40%
+	# box one tool's two rounds of the same copy differed by up to 57%
 	# (sessions 5-6, every tool alike), so the fastest of two still
-	# carried most of that noise into the ratios.
+	# carried much of that noise into the ratios.
 	REPEAT=${REPEAT_OPT:-3}
 }
 
@@ -929,6 +929,7 @@ main() {
 	machine_info
 	echo "trees:   large = 8 x 64 MiB (1 set), small = 5,000 x 16 KiB (25 sets x 200 files), big = 1 x 4 GiB"
 	echo "rate:    first copy only; 'vs best peer' = best peer seconds / backupsyncd seconds (> 1: faster)"
+	echo "box CPU-s: CPU time of the whole machine (every process, the kernel) while that copy ran"
 	echo
 	report text
 	local ciphers=""
