@@ -425,6 +425,14 @@ T_CPU=0
 # (backupsyncd's SSH server, sshd and sftp-server), the FTP servers, the
 # kernel's own threads.
 box_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8; exit }' /proc/stat; }
+# steal_ticks: "steal total" ticks so far, steal being the time the
+# hypervisor ran something else while this box's processors had work. It
+# tells whether a slow stretch came from the host (printed with the load).
+steal_ticks() { awk '/^cpu / { print $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9; exit }' /proc/stat; }
+steal_percent() { # since: "steal total" from steal_ticks
+	steal_ticks | awk -v since="$1" 'BEGIN { split(since, a, " ") }
+		{ d = $2 - a[2]; printf "%.1f", (d > 0 ? 100 * ($1 - a[1]) / d : 0) }'
+}
 HZ=$(getconf CLK_TCK 2>/dev/null || echo 100)
 CUR_PID=""
 timed() { # label cmd...: run under GNU time, output to logs/label.log
@@ -791,6 +799,7 @@ machine_info() {
 	[ "$HARNESS_MEASURED" = 0 ] || echo "harness: ${HARNESS}s per timed command (time + timeout + fork), subtracted from every time"
 	echo "volumes: source on $(fs_type "$W"), destination on $DST_FS"
 	echo "load:    $LOAD_START at start, $(cut -d' ' -f1-3 /proc/loadavg) now (1/5/15 min; the box may be shared)"
+	echo "steal:   $(steal_percent "$STEAL_START")% of the processors' time since the start (taken by the hypervisor)"
 }
 
 report() {
@@ -850,6 +859,7 @@ report() {
 main() {
 	local t0=$SECONDS
 	LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+	STEAL_START=$(steal_ticks)
 	ensure_tools
 	ensure_user
 	if [ -n "$workdir" ]; then
