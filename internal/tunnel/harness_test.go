@@ -121,6 +121,50 @@ func listenOn(t testing.TB, host string) net.Listener {
 	return ln
 }
 
+// serveConns accepts connections on ln until the test ends and runs handle on
+// each in a goroutine of its own. At the end it closes ln and every accepted
+// connection, and waits for the handlers.
+func serveConns(t testing.TB, ln net.Listener, handle func(net.Conn)) {
+	var (
+		mu     sync.Mutex
+		conns  []net.Conn
+		closed bool
+		wg     sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			if closed {
+				c.Close()
+			}
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		closed = true
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+}
+
 // silentServer accepts connections and neither reads nor writes until the
 // test ends: a node that never greets, or a stalled FTP server behind a live
 // SSH peer.

@@ -12,12 +12,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,52 +32,30 @@ import (
 // so a transfer through it shows the SSH channel window's limit.
 func startDelayLink(t testing.TB, host, target string, oneWay time.Duration) string {
 	ln := listenOn(t, host)
-	var (
-		mu    sync.Mutex
-		conns []net.Conn
-		wg    sync.WaitGroup
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			mu.Lock()
-			conns = append(conns, c, s)
-			mu.Unlock()
-			wg.Add(2)
-			go func() { defer wg.Done(); delayCopy(s, c, oneWay) }()
-			go func() { defer wg.Done(); delayCopy(c, s, oneWay) }()
+	serveConns(t, ln, func(c net.Conn) {
+		s, err := net.Dial("tcp", target)
+		if err != nil {
+			return
 		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
+		defer s.Close()
+		done := make(chan struct{})
+		go func() { defer close(done); delayCopy(s, c, oneWay) }()
+		delayCopy(c, s, oneWay)
+		<-done
 	})
 	return ln.Addr().String()
 }
 
 // delayCopy copies src to dst, writing each chunk delay after it was read.
-// At src's end it half-closes dst; when dst fails it closes src.
+// At src's end it half-closes dst; when reading src or writing dst fails, it
+// closes both, so a broken side breaks the other.
 func delayCopy(dst, src net.Conn, delay time.Duration) {
 	type chunk struct {
 		b   []byte
 		due time.Time
 	}
 	q := make(chan chunk, 8192)
+	var readErr error
 	go func() {
 		defer close(q)
 		for {
@@ -87,6 +65,7 @@ func delayCopy(dst, src net.Conn, delay time.Duration) {
 				q <- chunk{b[:n], time.Now().Add(delay)}
 			}
 			if err != nil {
+				readErr = err
 				return
 			}
 		}
@@ -95,10 +74,15 @@ func delayCopy(dst, src net.Conn, delay time.Duration) {
 		time.Sleep(time.Until(c.due))
 		if _, err := dst.Write(c.b); err != nil {
 			src.Close()
+			dst.Close()
 			for range q { // let the reader end
 			}
 			return
 		}
+	}
+	if readErr != io.EOF {
+		dst.Close()
+		return
 	}
 	if tc, ok := dst.(*net.TCPConn); ok {
 		tc.CloseWrite()

@@ -32,42 +32,27 @@ import (
 func blobServer(t testing.TB, host string) net.Listener {
 	ln := listenOn(t, host)
 	chunk := randomData(t, 1<<20)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
+	serveConns(t, ln, func(c net.Conn) {
+		cmd := make([]byte, 3)
+		if _, err := io.ReadFull(c, cmd); err != nil {
+			return
+		}
+		if string(cmd) == "get" {
+			var sb [8]byte
+			if _, err := io.ReadFull(c, sb[:]); err != nil {
 				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				cmd := make([]byte, 3)
-				if _, err := io.ReadFull(c, cmd); err != nil {
+			size := int64(binary.BigEndian.Uint64(sb[:]))
+			for left := size; left > 0; left -= int64(len(chunk)) {
+				if _, err := c.Write(chunk[:min(left, int64(len(chunk)))]); err != nil {
 					return
 				}
-				if string(cmd) == "get" {
-					var sb [8]byte
-					if _, err := io.ReadFull(c, sb[:]); err != nil {
-						return
-					}
-					size := int64(binary.BigEndian.Uint64(sb[:]))
-					for left := size; left > 0; left -= int64(len(chunk)) {
-						if _, err := c.Write(chunk[:min(left, int64(len(chunk)))]); err != nil {
-							return
-						}
-					}
-					return
-				}
-				io.Copy(io.Discard, c)
-				c.Write([]byte("ok"))
-			}()
+			}
+			return
 		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+		io.Copy(io.Discard, c)
+		c.Write([]byte("ok"))
+	})
 	return ln
 }
 

@@ -581,24 +581,7 @@ func TestFrozenPeerDetected(t *testing.T) {
 // echoServer answers every connection with what it reads.
 func echoServer(t testing.TB, host string) net.Listener {
 	ln := listenOn(t, host)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				io.Copy(c, c)
-			}()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	serveConns(t, ln, func(c net.Conn) { io.Copy(c, c) })
 	return ln
 }
 
