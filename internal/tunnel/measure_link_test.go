@@ -15,14 +15,11 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"backupsync/internal/archive"
-	"backupsync/internal/ftptest"
 )
 
 // startDelayLink listens on host and forwards every connection to target,
@@ -33,7 +30,7 @@ import (
 func startDelayLink(t testing.TB, host, target string, oneWay time.Duration) string {
 	ln := listenOn(t, host)
 	serveConns(t, ln, func(c net.Conn) {
-		s, err := net.Dial("tcp", target)
+		s, err := net.DialTimeout("tcp", target, 5*time.Second)
 		if err != nil {
 			return
 		}
@@ -99,9 +96,7 @@ func TestMeasureRoundTrip(t *testing.T) {
 	srv := startServer(t, listenOn(t, ipServer), p.server, blob.Addr().String(), nil)
 	srvFTP := startServer(t, listenOn(t, ipServer2), p.server, fs.Addr(), nil)
 
-	line, _ := p.client.ClientKeyLine("C1", "")
-	sshd := startSSHD(t, ipSSHD, `restrict,port-forwarding,permitopen="`+ipLeak+`:*" `+line+"\n")
-	hostKey := strings.Join(strings.Fields(sshd.HostPub)[:2], " ")
+	sshd := startForwardingSSHD(t, p, ipLeak)
 
 	for _, rtt := range []time.Duration{0, 2 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond} {
 		// Enough bytes for about a second at one window per round trip.
@@ -118,14 +113,7 @@ func TestMeasureRoundTrip(t *testing.T) {
 		c, _ := newClient(t, p.client, []string{ourAddr}, func(cfg *ClientConfig) { cfg.FTPHost = ipLeak })
 		ours := func() (net.Conn, error) { return c.DialContext(context.Background(), "tcp", blob.Addr().String()) }
 
-		_, port, _ := net.SplitHostPort(sshdAddr)
-		kh := filepath.Join(t.TempDir(), "known_hosts")
-		os.WriteFile(kh, []byte("["+ipProxy+"]:"+port+" "+hostKey+"\n["+ipSSHD+"]:"+port+" "+hostKey+"\n"), 0o600)
-		host, _, _ := net.SplitHostPort(sshdAddr)
-		args := sshArgs{identity: filepath.Join(p.client.Dir(), "conn", "C1", "id_ed25519"), knownHosts: kh, user: ftptest.SystemUser}
-		local := net.JoinHostPort(ipLocal, strconv.Itoa(freePort(t, ipLocal)))
-		startSSH(t, append(args.common(port), "-N", "-o", "ExitOnForwardFailure=yes", "-c", defaultCiphers[0], "-L", local+":"+blob.Addr().String(), host))
-		waitTCP(t, local, 10*time.Second)
+		local := openSSHForward(t, p, sshd, sshdAddr, blob.Addr().String(), defaultCiphers[0])
 		openssh := func() (net.Conn, error) { return net.Dial("tcp", local) }
 
 		var parts []string

@@ -181,22 +181,10 @@ func TestMeasureThroughput(t *testing.T) {
 	}
 
 	// OpenSSH: ssh -L to sshd, same box, same targets.
-	line, _ := p.client.ClientKeyLine("C1", "")
-	sshd := startSSHD(t, ipSSHD, `restrict,port-forwarding,permitopen="`+ipLeak+`:*" `+line+"\n")
-	kh := filepath.Join(t.TempDir(), "known_hosts")
-	_, sport, _ := net.SplitHostPort(sshd.Addr)
-	f := strings.Fields(sshd.HostPub)
-	os.WriteFile(kh, []byte("["+ipSSHD+"]:"+sport+" "+f[0]+" "+f[1]+"\n"), 0o600)
-	args := sshArgs{identity: filepath.Join(p.client.Dir(), "conn", "C1", "id_ed25519"), knownHosts: kh, user: ftptest.SystemUser}
+	sshd := startForwardingSSHD(t, p, ipLeak)
 	for _, cipher := range []string{"", "aes128-gcm@openssh.com"} {
-		local := net.JoinHostPort(ipLocal, strconv.Itoa(freePort(t, ipLocal)))
-		a := append(args.common(sport), "-N", "-o", "ExitOnForwardFailure=yes", "-L", local+":"+blob.Addr().String())
-		if cipher != "" {
-			a = append(a, "-c", cipher)
-		}
 		before := descendants(os.Getpid())
-		startSSH(t, append(a, ipSSHD))
-		waitTCP(t, local, 10*time.Second)
+		local := openSSHForward(t, p, sshd, sshd.Addr, blob.Addr().String(), cipher)
 		name := "OpenSSH ssh -L " + cipher
 		if cipher == "" {
 			name += "(default cipher)"
@@ -213,6 +201,43 @@ func TestMeasureThroughput(t *testing.T) {
 		}
 		report(name, func() (net.Conn, error) { return net.Dial("tcp", local) }, pids)
 	}
+}
+
+// startForwardingSSHD starts OpenSSH's sshd on ipSSHD with p's client key
+// authorized for port forwarding to targetHost only.
+func startForwardingSSHD(t *testing.T, p pair, targetHost string) *sshdProc {
+	t.Helper()
+	line, err := p.client.ClientKeyLine("C1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startSSHD(t, ipSSHD, `restrict,port-forwarding,permitopen="`+targetHost+`:*" `+line+"\n")
+}
+
+// openSSHForward runs ssh -N -L with p's client key against sshd, reached at
+// addr (its own address or a link in front of it), forwarding a fresh local
+// port to target, and returns the local address once it accepts. cipher ""
+// leaves ssh its default.
+func openSSHForward(t *testing.T, p pair, sshd *sshdProc, addr, target, cipher string) string {
+	t.Helper()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(sshd.HostPub)
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(kh, []byte("["+host+"]:"+port+" "+f[0]+" "+f[1]+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := sshArgs{identity: filepath.Join(p.client.Dir(), "conn", "C1", "id_ed25519"), knownHosts: kh, user: ftptest.SystemUser}
+	local := net.JoinHostPort(ipLocal, strconv.Itoa(freePort(t, ipLocal)))
+	a := append(args.common(port), "-N", "-o", "ExitOnForwardFailure=yes", "-L", local+":"+target)
+	if cipher != "" {
+		a = append(a, "-c", cipher)
+	}
+	startSSH(t, append(a, host))
+	waitTCP(t, local, 10*time.Second)
+	return local
 }
 
 func ftpMeasure(t *testing.T, name string, dial func(ctx context.Context, network, addr string) (net.Conn, error), fs *ftptest.Server, size int64) {
