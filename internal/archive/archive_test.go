@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -178,6 +179,10 @@ func TestOpenMissingRoot(t *testing.T) {
 	_, err = Open(ctxT(t), ep, testOptions())
 	if err == nil || IsTransient(err) || strings.Contains(err.Error(), "wrong-secret") {
 		t.Errorf("bad password: %v (transient %v)", err, IsTransient(err))
+	}
+	// The admin must learn which credentials to fix: the user is named.
+	if !errors.Is(err, ErrLoginRefused) || !strings.Contains(err.Error(), fmt.Sprintf("login as %q refused", ep.User)) {
+		t.Errorf("bad password: %v, want ErrLoginRefused naming user %q", err, ep.User)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strconv"
@@ -131,7 +132,7 @@ func (v *Volume) dial(ctx context.Context) (*conn, error) {
 	if err == nil {
 		c.sc = sc
 		c.captureReplies()
-		err = sc.Login(v.ep.User, v.ep.Password)
+		err = asLoginError(sc.Login(v.ep.User, v.ep.Password), v.ep.User)
 		feat := c.stopCaptureReplies()
 		if err == nil {
 			v.featOnce.Do(func() { v.features = parseFEAT(feat) })
@@ -149,6 +150,28 @@ func (v *Volume) dial(ctx context.Context) (*conn, error) {
 	c.lastUsed = time.Now()
 	c.stopVol = context.AfterFunc(v.ctx, c.kill)
 	return c, nil
+}
+
+// loginError is the server's refusal of a login: the user is named (never
+// the password) so that the admin knows which URL's credentials to fix.
+type loginError struct {
+	user string
+	err  error
+}
+
+func (e *loginError) Error() string {
+	return fmt.Sprintf("login as %q refused (%s)", e.user, describe(e.err))
+}
+func (e *loginError) Unwrap() error        { return e.err }
+func (e *loginError) Is(target error) bool { return target == ErrLoginRefused }
+
+// asLoginError marks a login the server refused with a 530 or 532 reply; a
+// network failure during login stays what it is.
+func asLoginError(err error, user string) error {
+	if c := replyCode(err); c == 530 || c == 532 {
+		return &loginError{user: user, err: err}
+	}
+	return err
 }
 
 // rootError marks a failure to enter the volume root.

@@ -20,6 +20,9 @@ var (
 	// ErrUnsafeName: a listing held a name that could escape the tree
 	// ("/", "..", NUL, CR, LF) or a line that could not be parsed.
 	ErrUnsafeName = errors.New("unsafe or unparsable listing entry")
+	// ErrLoginRefused: the server refused the URL's user and password
+	// (530). The error names the user, never the password.
+	ErrLoginRefused = errors.New("FTP login refused")
 	// ErrRootUnavailable: the volume root does not exist or cannot be read.
 	ErrRootUnavailable = errors.New("volume root missing or unreadable")
 	// ErrSizeMismatch: after an upload the server holds a different size

@@ -99,9 +99,9 @@ func (r *Runner) Once(ctx context.Context, dryRun bool) (sync.Report, sync.Plan,
 	}
 	switch {
 	case lo.err != nil:
-		return r.unreachable(fmt.Errorf("local archive volume: %w", lo.err))
+		return r.unreachable(&EndpointError{URL: "LOCAL_URL", Err: lo.err})
 	case derr != nil:
-		return r.unreachable(derr)
+		return r.unreachable(&EndpointError{URL: "REMOTE_URL", Err: derr})
 	}
 	local := lo.v
 
@@ -134,7 +134,7 @@ func (r *Runner) openRemote(ctx context.Context, opt archive.Options, tc *tunnel
 		// The tunnel rewrites the host to the node it reached.
 		dst, err := r.openDestination(ctx, r.endpoint(c.RemoteURL, order[0]), opt)
 		if err != nil {
-			return nil, fmt.Errorf("remote archive volume through SSH: %w", err)
+			return nil, fmt.Errorf("through SSH: %w", err)
 		}
 		return dst, nil
 	}
@@ -147,7 +147,7 @@ func (r *Runner) openRemote(ctx context.Context, opt archive.Options, tc *tunnel
 		errs = append(errs, err)
 		r.log().Warn("remote node unreachable, trying the next", "connection", c.Name, "node", node, "error", err)
 	}
-	return nil, fmt.Errorf("remote archive volume: %w", errors.Join(errs...))
+	return nil, errors.Join(errs...)
 }
 
 // openDestination opens a destination volume with what an earlier probe

@@ -53,6 +53,8 @@ type Options struct {
 	// Drain, when done, stops the cycle gently: files in flight finish,
 	// nothing new starts, no deletion runs. Nil never drains.
 	Drain <-chan struct{}
+	// Progress, if set, counts the copies' files and bytes as they move.
+	Progress *Progress
 }
 
 // An Event reports one finished action.
@@ -109,6 +111,11 @@ func Execute(ctx context.Context, plan Plan, src Source, dst Destination, opt Op
 			removals = append(removals, a)
 		}
 	}
+	var total int64
+	for _, a := range copies {
+		total += a.Size - a.From
+	}
+	opt.Progress.begin(len(copies), total, time.Now())
 	s := newScheduler(ctx, copies, opt.Drain)
 	defer context.AfterFunc(ctx, s.stop)()
 	if opt.Drain != nil {
@@ -187,6 +194,9 @@ func (e *executor) record(a Action, n int64, err error) {
 	if err != nil {
 		e.res.Failed = append(e.res.Failed, Failure{Path: a.Path, Op: a.Op.String(), Error: err.Error()})
 	} else {
+		if a.Op == OpCopy || a.Op == OpResume || a.Op == OpReplace {
+			e.opt.Progress.fileDone()
+		}
 		if a.Op == OpCopy || a.Op == OpResume || a.Op == OpReplace {
 			if e.res.Completed == nil {
 				e.res.Completed = map[string]bool{}
@@ -275,8 +285,9 @@ func (e *executor) copyOnce(ctx context.Context, a Action) (int64, error) {
 		}
 	}
 	defer r.Close()
-	body := &guardedReader{r: r, left: a.Size - a.From, hash: h, want: want, ctx: ctx, limiter: e.limiter}
+	body := &guardedReader{r: r, left: a.Size - a.From, hash: h, want: want, ctx: ctx, limiter: e.limiter, progress: e.opt.Progress}
 	if err := e.dst.Publish(ctx, a.Path, body, a.Size, a.From); err != nil {
+		e.opt.Progress.moved(-body.n) // a retry moves them again
 		if early != nil && early.failed() {
 			// The source could not be opened: whatever Publish began at the
 			// destination holds nothing.
@@ -337,6 +348,8 @@ type guardedReader struct {
 	limiter *rate.Limiter
 	eof     bool
 	err     error
+	// progress counts the bytes read; a failed attempt gives them back.
+	progress *Progress
 }
 
 func (g *guardedReader) Read(p []byte) (int, error) {
@@ -353,6 +366,7 @@ func (g *guardedReader) Read(p []byte) (int, error) {
 	}
 	g.left -= int64(n)
 	g.n += int64(n)
+	g.progress.moved(int64(n))
 	if g.hash != nil {
 		g.hash.Write(p[:n])
 	}
@@ -399,6 +413,7 @@ func (g *guardedReader) DirectTo(w io.Writer, n int64) (int64, error) {
 	m, err := d.DirectTo(w, n)
 	g.left -= m
 	g.n += m
+	g.progress.moved(m)
 	if g.limiter != nil && m > 0 {
 		if werr := g.limiter.WaitN(g.ctx, int(m)); werr != nil {
 			g.err = werr

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"backupsync/internal/display"
 )
 
 // A Report is what one cycle did, for logs, STATUS and metrics.
@@ -31,6 +33,9 @@ type Report struct {
 	// LagSeconds is the age of the oldest stable source file that the
 	// destination still lacks after the cycle; 0 when it lacks none.
 	LagSeconds float64 `json:"lag_seconds"`
+	// BehindSince is the modification time of that file; zero when the
+	// destination lacks no stable file (or the cycle listed nothing).
+	BehindSince time.Time `json:"behind_since,omitzero"`
 	// PendingBytes is what the destination still lacks after the cycle,
 	// deferred files included.
 	PendingBytes int64 `json:"pending_bytes"`
@@ -78,6 +83,7 @@ func (r *Report) finish(at time.Time, res Result, p Plan) {
 		}
 	}
 	if !oldest.IsZero() {
+		r.BehindSince = oldest
 		r.LagSeconds = max(0, at.Sub(oldest).Seconds())
 	}
 }
@@ -97,22 +103,11 @@ func (r Report) Summary() string {
 	}
 	s := fmt.Sprintf("%s node_%d: copied %d (resumed %d, replaced %d, md5-verified %d), %s in %s (%.1f MiB/s), up to date %d, deferred %d, deleted %d, failed %d, lag %s",
 		r.Connection, r.Node, r.Copied+r.Resumed+r.Replaced, r.Resumed, r.Replaced, r.Verified,
-		bytesText(r.Bytes), d.Round(time.Millisecond), rate, r.UpToDate, r.Deferred, r.Deleted, len(r.Failed),
-		(time.Duration(r.LagSeconds) * time.Second).String())
+		display.Bytes(r.Bytes), d.Round(time.Millisecond), rate, r.UpToDate, r.Deferred, r.Deleted, len(r.Failed),
+		display.Duration(time.Duration(r.LagSeconds)*time.Second))
 	if r.Error != "" {
 		s += ": " + r.Error
 	}
 	return s
 }
 
-func bytesText(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}
