@@ -110,4 +110,3 @@ func (r Report) Summary() string {
 	}
 	return s
 }
-
