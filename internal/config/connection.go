@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -29,7 +30,12 @@ type Connection struct {
 	Name string
 	File string // where the block was read
 	Line int    // line of the block's name
-	Role Role
+	// Source is where the block came from when UPLOAD_CONFIG wrote it
+	// ("uploaded 2026-12-06T01:20:00Z (file sha256 0123456789ab, 1 of 2
+	// connections)"), read from the "# backupsync-source:" comment above
+	// it; "" for a block written by hand. Origin describes both.
+	Source string
+	Role   Role
 
 	Database    string
 	Schedule    string // START_CYCLE as written
@@ -46,6 +52,19 @@ type Connection struct {
 	MaxDeleteSets  int // 0 means no cap
 
 	schedule cron.Schedule
+}
+
+// Origin says where the connection came from, for STATUS and check-config:
+// its Source, or "written in FILE line N" for a block written by hand.
+func (c Connection) Origin() string {
+	if c.Source != "" {
+		return c.Source
+	}
+	file := c.File
+	if file == "" {
+		file = "<input>"
+	}
+	return fmt.Sprintf("written in %s line %d", file, c.Line)
 }
 
 // Next is the first time after t at which the connection's cycle is due,

@@ -35,6 +35,11 @@ func ReadConnections(path string) ([]Connection, error) {
 //
 // On any problem it returns Diagnostics holding every problem found, each
 // located in file; no diagnostic ever contains a password.
+//
+// A comment line "# backupsync-source: TEXT" above a block (UPLOAD_CONFIG
+// writes one, see Merge) sets the connection's Source to TEXT. A block that
+// says REMOVE = true is an error here: that form only means something in an
+// uploaded file (ParseUpload).
 func ParseConnections(file string, src []byte) ([]Connection, error) {
 	p := parser{file: file}
 	p.parse(src)
@@ -56,6 +61,10 @@ type block struct {
 	name    string
 	line    int
 	col     int
+	first   int    // first line of the comments directly above the name line, else line
+	end     int    // line of the closing brace; 0 while open (see segments)
+	source  string // the text of a "# backupsync-source:" comment above it
+	remove  bool   // REMOVE = true (ParseUpload only)
 	assigns []assign
 	closed  bool
 	// attempted holds keys that a malformed line seems to set, so that the
@@ -77,6 +86,11 @@ type parser struct {
 	file  string
 	diags Diagnostics
 	conns []Connection
+
+	allowRemove bool     // REMOVE = true blocks are removals (an upload)
+	removes     []string // names of the REMOVE = true blocks, in file order
+	blocks      []*block // every block found, for the merge
+	lines       int      // lines in the source
 }
 
 func (p *parser) errorf(ln, col int, format string, args ...any) {
@@ -99,12 +113,31 @@ func (p *parser) parse(src []byte) {
 		pending  *block // a name line waiting for its '{'
 		blocks   []*block
 		rawLines = strings.Split(string(src), "\n")
+		// The run of comment lines just read outside a block: where it
+		// starts, and the source tag it holds.
+		commentFrom = 0
+		tag         string
 	)
+	p.lines = len(rawLines)
+	defer func() { p.blocks = blocks }()
 	for i, raw := range rawLines {
 		raw = strings.TrimSuffix(raw, "\r")
 		ln := i + 1
 		text := strings.Trim(raw, " \t\r\f\v")
 		if text == "" || strings.HasPrefix(text, "#") {
+			if cur == nil && pending == nil {
+				switch {
+				case text == "":
+					commentFrom, tag = 0, ""
+				default:
+					if commentFrom == 0 {
+						commentFrom = ln
+					}
+					if t, ok := sourceTag(text); ok {
+						tag = t
+					}
+				}
+			}
 			continue
 		}
 		indent := utf8.RuneCountInString(raw[:strings.Index(raw, text)])
@@ -136,7 +169,11 @@ func (p *parser) parse(src []byte) {
 			default:
 				name, brace := strings.CutSuffix(text, "{")
 				name = strings.TrimRight(name, " \t")
-				b := &block{name: name, line: ln, col: col}
+				b := &block{name: name, line: ln, col: col, first: ln, source: tag}
+				if commentFrom > 0 {
+					b.first = commentFrom
+				}
+				commentFrom, tag = 0, ""
 				if !connectionName.MatchString(name) {
 					p.errorf(ln, col, "connection name %q: use letters, digits, '_', '.' and '-' only", redactLine(name))
 				}
@@ -153,13 +190,13 @@ func (p *parser) parse(src []byte) {
 
 		// Inside a block.
 		if text == "}" {
-			cur.closed = true
+			cur.closed, cur.end = true, ln
 			cur = nil
 			continue
 		}
 		if strings.HasPrefix(text, "}") {
 			p.errorf(ln, col+1, "unexpected text after '}': put it on its own line")
-			cur.closed = true
+			cur.closed, cur.end = true, ln
 			cur = nil
 			continue
 		}
@@ -169,7 +206,7 @@ func (p *parser) parse(src []byte) {
 				p.errorf(cur.line, cur.col, "connection %q has no closing '}' before the next block at line %d", cur.name, ln)
 				cur.closed = true
 				name, brace := strings.CutSuffix(text, "{")
-				b := &block{name: strings.TrimSpace(name), line: ln, col: col}
+				b := &block{name: strings.TrimSpace(name), line: ln, col: col, first: ln}
 				blocks = append(blocks, b)
 				cur = nil
 				if brace {
@@ -214,6 +251,9 @@ func (p *parser) parse(src []byte) {
 			continue
 		}
 		seen[strings.ToLower(b.name)] = b.line
+		if p.removal(b) {
+			continue
+		}
 		if c, ok := p.connection(b); ok {
 			p.conns = append(p.conns, c)
 		}
@@ -254,6 +294,7 @@ func nextText(lines []string) string {
 func (p *parser) connection(b *block) (Connection, bool) {
 	before := len(p.diags)
 	c := defaults(b.name, p.file, b.line)
+	c.Source = b.source
 
 	byKey := map[*key]assign{}
 	var order []*key
