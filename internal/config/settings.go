@@ -167,6 +167,7 @@ func (s *Settings) validate(body hcl.Body) hcl.Diagnostics {
 	} else if s.FTPDefaultPort < 1 || s.FTPDefaultPort > 65535 {
 		bad("ftp_default_port", "Invalid port", "ftp_default_port must be from 1 to 65535 (Exasol's archive FTP uses 2021).")
 	}
+	diags = append(diags, s.validateXMLRPC(body)...)
 	dir := filepath.Dir(s.File)
 	s.ConnectionsFile = pathOr(dir, s.ConnectionsFile, DefaultConnectionsFile)
 	s.StateDir = pathOr(dir, s.StateDir, DefaultStateDir)

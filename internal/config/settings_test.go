@@ -36,7 +36,7 @@ func TestSettingsDefaults(t *testing.T) {
 xmlrpc {
   listen = "127.0.0.1:4443"
   user "admin" {
-    password_hash = "$2a$10$abc"
+    password_hash = "$2a$10$Q0UurHQnJ0BbK.3Db7ncgeVs.NP3bS4.T5ZBbehykvyvOd.mvZvfG"
   }
 }
 ssh_server {
@@ -106,15 +106,15 @@ func TestREADMESettingsExamples(t *testing.T) {
 
 // Strings that HCL would read as escapes or templates come back as written.
 func TestMarshalQuotesWhatHCLWouldInterpret(t *testing.T) {
-	for _, hash := range []string{`"quoted"`, `back\slash`, "${var}", "%{ if x }", "$${kept}", "tab\tnew\nline\r", "\x01\x7f", "ünïcode ✓", "$", "%", "{}", "a$"} {
-		s := &Settings{Node: Node{Name: "n0011", IP: "127.0.0.11"}, XMLRPC: &XMLRPC{Users: []User{{Name: "admin", PasswordHash: hash}}}}
+	for _, pw := range []string{`"quoted"`, `back\slash`, "${var}", "%{ if x }", "$${kept}", "tab\tnew\nline\r", "\x01\x7f", "ünïcode ✓", "$", "%", "{}", "a$"} {
+		s := &Settings{Node: Node{Name: "n0011", IP: "127.0.0.11"}, Cluster: &Cluster{User: "admin", Password: pw}}
 		back, err := ParseSettings("/etc/x/backupsyncd.hcl", s.Marshal())
 		if err != nil {
-			t.Errorf("%q: %v\n%s", hash, err, s.Marshal())
+			t.Errorf("%q: %v\n%s", pw, err, s.Marshal())
 			continue
 		}
-		if got := back.XMLRPC.Users[0].PasswordHash; got != hash {
-			t.Errorf("%q came back as %q\n%s", hash, got, s.Marshal())
+		if got := back.Cluster.Password; got != pw {
+			t.Errorf("%q came back as %q\n%s", pw, got, s.Marshal())
 		}
 	}
 }
@@ -123,7 +123,7 @@ func TestMarshalRoundTrips(t *testing.T) {
 	s := &Settings{
 		Node:            Node{Name: "n0011", IP: "127.0.0.11", Index: 1},
 		ConnectionsFile: "connections.cfg", StateDir: "state", FTPDefaultPort: 2121,
-		XMLRPC:    &XMLRPC{Listen: "127.0.0.11:4443", Users: []User{{Name: "admin", PasswordHash: "$2a$04$x"}}},
+		XMLRPC:    &XMLRPC{Listen: "127.0.0.11:4443", Users: []User{{Name: "admin", PasswordHash: "$2a$04$VCMy7FymS8Pcs539NmbgLu.W7iMqn1M3/Hy99G5bDBT9J7NCUBYs."}}},
 		SSHServer: &SSHServer{Listen: "127.0.0.11:2022"},
 		SSHClient: &SSHClient{Port: 2022},
 		Cluster:   &Cluster{User: "admin", Password: "pw", Nodes: []ClusterNode{{Name: "n0011", URL: "https://127.0.0.11:4443/"}}},
