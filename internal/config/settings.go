@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
@@ -71,6 +73,95 @@ type User struct {
 type SSHServer struct {
 	Listen     string `hcl:"listen,optional"`
 	ArchiveFTP string `hcl:"archive_ftp,optional"`
+	// PassivePorts is the archive FTP's passive port range, "LOW-HIGH"
+	// (e.g. "30000-30099"): the data ports a tunnel may reach when its FTP
+	// control connection is encrypted (FTPS) and the ports the FTP server
+	// announces cannot be read. Empty: none, and FTPS through the tunnel
+	// fails. It must exclude every port the node serves.
+	PassivePorts string `hcl:"passive_ports,optional"`
+}
+
+// Ports the node serves besides those its settings name.
+const (
+	// DefaultSSHPort is the tunnel server's port when ssh_server.listen
+	// names none.
+	DefaultSSHPort = 2022
+	// DefaultControlPort is the control plane's port when xmlrpc.listen
+	// names none.
+	DefaultControlPort = 4443
+	// DatabasePort is Exasol's database port.
+	DatabasePort = 8563
+)
+
+// PassiveRange parses PassivePorts: "LOW-HIGH" or one port; 0, 0 when
+// empty.
+func (s *SSHServer) PassiveRange() (lo, hi int, err error) {
+	if s == nil || s.PassivePorts == "" {
+		return 0, 0, nil
+	}
+	a, b, found := strings.Cut(s.PassivePorts, "-")
+	if !found {
+		b = a
+	}
+	lo, err1 := strconv.Atoi(strings.TrimSpace(a))
+	hi, err2 := strconv.Atoi(strings.TrimSpace(b))
+	if err1 != nil || err2 != nil || lo < 1024 || hi > 65535 || lo > hi {
+		return 0, 0, fmt.Errorf("passive_ports %q is not a port range LOW-HIGH within 1024-65535, e.g. \"30000-30099\"", s.PassivePorts)
+	}
+	return lo, hi, nil
+}
+
+// ServedPorts lists the ports this node serves, which no tunnel may reach
+// through the passive range: the SSH server's, the control plane's, the
+// metrics' (if any), Exasol's database port and the archive FTP's; each
+// with what it is.
+func (s *Settings) ServedPorts() []NamedPort {
+	ports := []NamedPort{
+		{portOf(s.SSHServer.listen(), DefaultSSHPort), "the SSH server (ssh_server.listen)"},
+		{DatabasePort, "Exasol's database"},
+		{portOf(s.SSHServer.archiveFTP(), s.FTPDefaultPort), "the archive FTP (ssh_server.archive_ftp)"},
+	}
+	listen := ""
+	if s.XMLRPC != nil {
+		listen = s.XMLRPC.Listen
+	}
+	ports = append(ports, NamedPort{portOf(listen, DefaultControlPort), "the control plane (xmlrpc.listen)"})
+	if s.Metrics != nil {
+		if p := portOf(s.Metrics.Listen, 0); p != 0 {
+			ports = append(ports, NamedPort{p, "the metrics (metrics.listen)"})
+		}
+	}
+	return ports
+}
+
+// NamedPort is a port and what serves it.
+type NamedPort struct {
+	Port int
+	What string
+}
+
+func (s *SSHServer) listen() string {
+	if s == nil {
+		return ""
+	}
+	return s.Listen
+}
+
+func (s *SSHServer) archiveFTP() string {
+	if s == nil {
+		return ""
+	}
+	return s.ArchiveFTP
+}
+
+// portOf returns the port of "host:port", or def when there is none.
+func portOf(hostPort string, def int) int {
+	if _, p, err := net.SplitHostPort(hostPort); err == nil {
+		if n, err := strconv.Atoi(p); err == nil {
+			return n
+		}
+	}
+	return def
 }
 
 // SSHClient says how client-role connections reach the remote SSH servers.
@@ -168,10 +259,41 @@ func (s *Settings) validate(body hcl.Body) hcl.Diagnostics {
 		bad("ftp_default_port", "Invalid port", "ftp_default_port must be from 1 to 65535 (Exasol's archive FTP uses 2021).")
 	}
 	diags = append(diags, s.validateXMLRPC(body)...)
+	diags = append(diags, s.validatePassivePorts(body)...)
 	dir := filepath.Dir(s.File)
 	s.ConnectionsFile = pathOr(dir, s.ConnectionsFile, DefaultConnectionsFile)
 	s.StateDir = pathOr(dir, s.StateDir, DefaultStateDir)
 	return diags
+}
+
+// validatePassivePorts checks ssh_server.passive_ports: a range that
+// leaves out every port the node serves, or a tunnel's FTPS data
+// connection could reach them.
+func (s *Settings) validatePassivePorts(body hcl.Body) hcl.Diagnostics {
+	lo, hi, err := s.SSHServer.PassiveRange()
+	if lo == 0 && err == nil {
+		return nil
+	}
+	subject := &hcl.Range{Filename: s.File, Start: hcl.InitialPos, End: hcl.InitialPos}
+	content, _, _ := body.PartialContent(&hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{{Type: "ssh_server"}}})
+	for _, b := range content.Blocks {
+		subject = &b.DefRange
+		if attrs, _ := b.Body.JustAttributes(); attrs["passive_ports"] != nil {
+			subject = &attrs["passive_ports"].Range
+		}
+	}
+	diag := func(detail string) hcl.Diagnostics {
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid passive port range", Detail: detail, Subject: subject}}
+	}
+	if err != nil {
+		return diag(err.Error() + "; set it to the archive FTP server's passive port range.")
+	}
+	for _, p := range s.ServedPorts() {
+		if p.Port >= lo && p.Port <= hi {
+			return diag(fmt.Sprintf("passive_ports %d-%d include port %d of %s: tunnels could reach it. Move the archive FTP's passive port range (and this setting) clear of every port the node serves.", lo, hi, p.Port, p.What))
+		}
+	}
+	return nil
 }
 
 func pathOr(dir, p, def string) string {

@@ -124,7 +124,7 @@ func TestMarshalRoundTrips(t *testing.T) {
 		Node:            Node{Name: "n0011", IP: "127.0.0.11", Index: 1},
 		ConnectionsFile: "connections.cfg", StateDir: "state", FTPDefaultPort: 2121,
 		XMLRPC:    &XMLRPC{Listen: "127.0.0.11:4443", Users: []User{{Name: "admin", PasswordHash: "$2a$04$VCMy7FymS8Pcs539NmbgLu.W7iMqn1M3/Hy99G5bDBT9J7NCUBYs."}}},
-		SSHServer: &SSHServer{Listen: "127.0.0.11:2022"},
+		SSHServer: &SSHServer{Listen: "127.0.0.11:2022", PassivePorts: "30000-30099"},
 		SSHClient: &SSHClient{Port: 2022},
 		Cluster:   &Cluster{User: "admin", Password: "pw", Nodes: []ClusterNode{{Name: "n0011", URL: "https://127.0.0.11:4443/"}}},
 	}
@@ -135,5 +135,48 @@ func TestMarshalRoundTrips(t *testing.T) {
 	s.File, s.ConnectionsFile, s.StateDir = back.File, "/etc/x/connections.cfg", "/etc/x/state"
 	if !reflect.DeepEqual(s, back) {
 		t.Errorf("round trip:\n%+v\n%+v", s, back)
+	}
+}
+
+func TestPassivePorts(t *testing.T) {
+	node := "node {\n  name = \"n0011\"\n  ip = \"127.0.0.11\"\n  index = 0\n}\n"
+	for _, tc := range []struct {
+		name, src string
+		lo, hi    int
+		want      string // error, "" for none
+	}{
+		{"none", node, 0, 0, ""},
+		{"empty", node + "ssh_server {\n  passive_ports = \"\"\n}\n", 0, 0, ""},
+		{"range", node + "ssh_server {\n  passive_ports = \"30000-30099\"\n}\n", 30000, 30099, ""},
+		{"one port", node + "ssh_server {\n  passive_ports = \"30000\"\n}\n", 30000, 30000, ""},
+		{"not a range", node + "ssh_server {\n  passive_ports = \"30000:30099\"\n}\n", 0, 0, "s.hcl:7,3: Invalid passive port range; passive_ports \"30000:30099\" is not a port range"},
+		{"reversed", node + "ssh_server {\n  passive_ports = \"30099-30000\"\n}\n", 0, 0, "not a port range"},
+		{"privileged", node + "ssh_server {\n  passive_ports = \"20-30000\"\n}\n", 0, 0, "within 1024-65535"},
+		{"too high", node + "ssh_server {\n  passive_ports = \"60000-70000\"\n}\n", 0, 0, "within 1024-65535"},
+		{"the database port", node + "ssh_server {\n  passive_ports = \"8000-9000\"\n}\n", 0, 0, "include port 8563 of Exasol's database"},
+		{"the default SSH port", node + "ssh_server {\n  passive_ports = \"2022-2030\"\n}\n", 0, 0, "include port 2022 of the SSH server"},
+		{"the SSH port", node + "ssh_server {\n  listen = \"127.0.0.11:30050\"\n  passive_ports = \"30000-30099\"\n}\n", 0, 0, "include port 30050 of the SSH server"},
+		{"the default control port", node + "ssh_server {\n  passive_ports = \"4000-5000\"\n}\n", 0, 0, "include port 4443 of the control plane"},
+		{"the control port", node + "xmlrpc {\n  listen = \"127.0.0.11:30001\"\n}\nssh_server {\n  passive_ports = \"30000-30099\"\n}\n", 0, 0, "include port 30001 of the control plane"},
+		{"the metrics port", node + "metrics {\n  listen = \"127.0.0.11:30002\"\n}\nssh_server {\n  passive_ports = \"30000-30099\"\n}\n", 0, 0, "include port 30002 of the metrics"},
+		{"the archive FTP port", node + "ssh_server {\n  archive_ftp = \"127.0.0.11:30021\"\n  passive_ports = \"30000-30099\"\n}\n", 0, 0, "include port 30021 of the archive FTP"},
+		{"the default FTP port", node + "ftp_default_port = 30021\nssh_server {\n  passive_ports = \"30000-30099\"\n}\n", 0, 0, "include port 30021 of the archive FTP"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := ParseSettings("s.hcl", []byte(tc.src))
+			if tc.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("got %v\nwant …%s…", err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			lo, hi, err := s.SSHServer.PassiveRange()
+			if err != nil || lo != tc.lo || hi != tc.hi {
+				t.Fatalf("range %d-%d %v, want %d-%d", lo, hi, err, tc.lo, tc.hi)
+			}
+		})
 	}
 }
