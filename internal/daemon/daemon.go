@@ -299,6 +299,12 @@ func (d *Daemon) runCycle(ctx context.Context, drain <-chan struct{}, c config.C
 }
 
 func (d *Daemon) cycleDone(c config.Connection, rep sync.Report, err error) {
+	if errors.Is(err, runner.ErrBusy) {
+		// Another process (backupsyncd sync-once) runs this connection's
+		// cycle on this node: skipped, not failed.
+		d.Logger.Info("cycle skipped: "+err.Error()+"; the next one runs on schedule", "connection", c.Name)
+		return
+	}
 	d.metrics.Observe(c.Name, rep, c.Role == config.RoleClient, !errors.Is(err, runner.ErrUnreachable))
 	d.noteCycle(c, rep, err)
 	switch {

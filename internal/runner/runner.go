@@ -34,6 +34,13 @@ type Runner struct {
 	Drain <-chan struct{}
 	// Probes remembers what destinations can do; nil probes every cycle.
 	Probes *Probes
+	// WaitForLock makes Once wait while another cycle of the connection
+	// holds its lock on this node (see AcquireLock), instead of returning
+	// a *BusyError (ErrBusy).
+	WaitForLock bool
+	// Program names this process in the lock file, for the message of a
+	// cycle that finds the lock held; "" is the executable's name.
+	Program string
 }
 
 // ErrUnreachable marks a cycle that could not reach an endpoint.
@@ -50,6 +57,15 @@ func (r *Runner) Once(ctx context.Context, dryRun bool) (sync.Report, sync.Plan,
 	remote := c.RemoteNodes
 	if len(remote) == 0 {
 		return sync.Report{}, sync.Plan{}, fmt.Errorf("connection %s lists no REMOTE_NODES", c.Name)
+	}
+	// One cycle of a connection at a time on this node, whichever process
+	// runs it; a dry run changes nothing and needs no lock.
+	if !dryRun {
+		lock, err := AcquireLock(ctx, r.Settings.StateDir, c.Name, r.program(), r.WaitForLock)
+		if err != nil {
+			return sync.Report{}, sync.Plan{}, err
+		}
+		defer lock.Release()
 	}
 	opt := archive.Options{MaxConns: c.Parallel, ConnectTimeout: r.ConnectTimeout}
 
