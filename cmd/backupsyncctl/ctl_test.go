@@ -23,6 +23,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"backupsync/internal/clustertest"
+	"backupsync/internal/ctl"
 	"backupsync/internal/xmlrpc"
 )
 
@@ -98,6 +99,31 @@ func rowsOf(t *testing.T, r result) []jsonRow {
 		t.Fatalf("not JSON rows: %v\n%s", err, r)
 	}
 	return rows
+}
+
+// healthOf parses status's JSON: one entry per node.
+func healthOf(t *testing.T, r result) []ctl.NodeHealth {
+	t.Helper()
+	var hs []ctl.NodeHealth
+	if err := json.Unmarshal([]byte(r.stdout), &hs); err != nil {
+		t.Fatalf("not JSON health: %v\n%s", err, r)
+	}
+	return hs
+}
+
+// expectPlugin checks that status --json shows nodes in order, each
+// answering with the plugin state plugin ("" for any).
+func expectPlugin(t *testing.T, r result, nodes []string, plugin string) {
+	t.Helper()
+	hs := healthOf(t, r)
+	if len(hs) != len(nodes) {
+		t.Fatalf("%d nodes, want %d: %s", len(hs), len(nodes), r)
+	}
+	for i, h := range hs {
+		if h.Node != nodes[i] || !h.OK || (plugin != "" && h.Plugin != plugin) {
+			t.Fatalf("node %d = %+v, want %s ok %q\n%s", i, h, nodes[i], plugin, r)
+		}
+	}
 }
 
 // expectRows checks that the rows are nodes in order, each ok with output.
@@ -186,7 +212,10 @@ func TestCommands(t *testing.T) {
 
 	// A fresh cluster; the table's shape.
 	r = ok(t, src, "--insecure", "status")
-	wantTable := "NODE   CODE  OUTPUT\nn0011  0     not installed\nn0012  0     not installed\nn0013  0     not installed\n"
+	wantTable := "NODE   PLUGIN         CONNECTION  HEALTH\n" +
+		"n0011  not installed  -           no connection configured\n" +
+		"n0012  not installed  -           no connection configured\n" +
+		"n0013  not installed  -           no connection configured\n"
 	if r.stdout != wantTable {
 		t.Fatalf("status table:\n%s\nwant:\n%s", r.stdout, wantTable)
 	}
@@ -194,8 +223,8 @@ func TestCommands(t *testing.T) {
 	// Steps 4 to 10 of the guide, one command each.
 	expectRows(t, ok(t, src, "--insecure", "--json", "install"), srcNodes, "installed")
 	expectRows(t, ok(t, dst, "--insecure", "--json", "install"), dstNodes, "installed")
-	expectRows(t, ok(t, src, "--insecure", "status", "--json"), srcNodes, "not activated")
-	expectRows(t, ok(t, dst, "--insecure", "status", "--json"), dstNodes, "not activated")
+	expectPlugin(t, ok(t, src, "--insecure", "status", "--json"), srcNodes, "not activated")
+	expectPlugin(t, ok(t, dst, "--insecure", "status", "--json"), dstNodes, "not activated")
 	expectRows(t, ok(t, src, "--insecure", "--json", "upload-config", client), srcNodes, "")
 	expectRows(t, ok(t, dst, "--insecure", "--json", "upload-config", server), dstNodes, "")
 
@@ -227,7 +256,7 @@ func TestCommands(t *testing.T) {
 	expectRows(t, ok(t, src, "--insecure", "--json", "upload-key", hostKeys), srcNodes, "")
 	expectRows(t, ok(t, dst, "--insecure", "--json", "activate", "Connection1"), dstNodes, "activated")
 	expectRows(t, ok(t, src, "--insecure", "--json", "activate", "Connection1"), srcNodes, "activated")
-	expectRows(t, ok(t, src, "--insecure", "status", "--json"), srcNodes, "activated")
+	expectPlugin(t, ok(t, src, "--insecure", "status", "--json"), srcNodes, "activated")
 
 	// An unknown connection: every row says so, the exit status too.
 	r = runCtl(t, src, "", "--insecure", "activate", "Connection9")
@@ -238,15 +267,15 @@ func TestCommands(t *testing.T) {
 
 	// A multi-line output is indented to the OUTPUT column.
 	r = ok(t, src, "--insecure", "status", "Connection1")
-	if !strings.Contains(r.stdout, "n0011  0     connection: Connection1 (activated)\n             role: client") {
+	if !strings.Contains(r.stdout, "n0011  0     health: ") || !strings.Contains(r.stdout, "\n             connection: Connection1 (activated)\n             role: client") {
 		t.Fatalf("status Connection1 table:\n%s", r)
 	}
 
 	// --nodes: the guide's step 11 on two nodes.
 	r = ok(t, src, "--insecure", "--nodes", "n0012,n0011", "deactivate", "Connection1", "--json")
 	expectRows(t, r, []string{"n0011", "n0012"}, "not activated")
-	rows := rowsOf(t, ok(t, src, "--insecure", "--json", "status"))
-	if got := rows[0].Output + "," + rows[1].Output + "," + rows[2].Output; got != "not activated,not activated,activated" {
+	hs := healthOf(t, ok(t, src, "--insecure", "--json", "status"))
+	if got := hs[0].Plugin + "," + hs[1].Plugin + "," + hs[2].Plugin; got != "not activated,not activated,activated" {
 		t.Fatalf("status after deactivating two nodes: %s", got)
 	}
 	r = runCtl(t, src, "", "--insecure", "--nodes", "n0011,n0099", "status")
@@ -255,7 +284,7 @@ func TestCommands(t *testing.T) {
 	}
 
 	// getlog --lines.
-	rows = rowsOf(t, ok(t, src, "--insecure", "--json", "getlog", "--lines", "3"))
+	rows := rowsOf(t, ok(t, src, "--insecure", "--json", "getlog", "--lines", "3"))
 	for _, row := range rows {
 		if n := strings.Count(row.Output, "\n") + 1; row.Output != "" && n > 3 {
 			t.Fatalf("getlog --lines 3 gave %d lines on %s", n, row.Node)
@@ -294,7 +323,7 @@ func TestCommands(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, "not trusted") || !strings.Contains(r.stderr, "--fingerprint "+fp) {
 		t.Fatalf("unverified certificate: %s", r)
 	}
-	expectRows(t, ok(t, src, "--fingerprint", fp, "--json", "status"), srcNodes, "")
+	expectPlugin(t, ok(t, src, "--fingerprint", fp, "--json", "status"), srcNodes, "")
 	r = runCtl(t, src, "", "--fingerprint", certFingerprint(t, dest.Nodes[0]), "status")
 	if r.code != 1 || !strings.Contains(r.stderr, "does not match --fingerprint (it presented "+fp+")") || r.stdout != "" {
 		t.Fatalf("wrong fingerprint: %s", r)
@@ -308,7 +337,7 @@ func TestCommands(t *testing.T) {
 	if err != nil {
 		t.Fatalf("backupsyncctl binary: %v\n%s", err, out)
 	}
-	expectRows(t, result{stdout: string(out)}, dstNodes, "activated")
+	expectPlugin(t, result{stdout: string(out)}, dstNodes, "activated")
 	if out, err := exec.Command(bin, "--version").Output(); err != nil || !strings.HasPrefix(string(out), "backupsyncctl ") {
 		t.Fatalf("--version: %v %s", err, out)
 	}
@@ -321,18 +350,18 @@ func TestCommands(t *testing.T) {
 	start := time.Now()
 	r = runCtl(t, src, "", "--insecure", "status")
 	took := time.Since(start)
-	if r.code != 1 || !strings.Contains(r.stderr, "STATUS failed on 1 of 3 node(s): n0013") {
+	if r.code != 1 || !strings.Contains(r.stderr, "failing: n0013 (no answer)") {
 		t.Fatalf("a stopped node: %s", r)
 	}
-	if !regexp.MustCompile(`(?m)^n0011  0     not activated\nn0012  0     not activated\nn0013  256   n0013 unreachable: `).MatchString(r.stdout) {
+	if !regexp.MustCompile(`(?m)^n0011  not activated  Connection1  not activated\nn0012  not activated  Connection1  not activated\nn0013  -              -            error: n0013 unreachable: `).MatchString(r.stdout) {
 		t.Fatalf("a stopped node's table:\n%s", r)
 	}
 	if took > 5*time.Second {
 		t.Fatalf("a stopped node held the command up for %v", took)
 	}
-	rows = rowsOf(t, runCtl(t, src, "", "--insecure", "--json", "status"))
-	if rows[2].OK || rows[2].Code == nil || *rows[2].Code != 256 || !rows[0].OK || !rows[1].OK {
-		t.Fatalf("a stopped node's JSON rows: %+v", rows)
+	hs = healthOf(t, runCtl(t, src, "", "--insecure", "--json", "status"))
+	if hs[2].OK || !strings.Contains(hs[2].Error, "n0013 unreachable") || !hs[0].OK || !hs[1].OK {
+		t.Fatalf("a stopped node's JSON: %+v", hs)
 	}
 
 	// The daemon the URL names is stopped: one clear line.

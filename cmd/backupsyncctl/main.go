@@ -127,7 +127,7 @@ func init() {
 		{name: "uninstall", help: "UNINSTALL on every node (refused while a connection is active)", run: verbCmd("UNINSTALL")},
 		{name: "activate", args: "CONN", min: 1, max: 1, help: "ACTIVATE a connection on every node", run: verbCmd("ACTIVATE")},
 		{name: "deactivate", args: "[CONN]", max: 1, help: "DEACTIVATE a connection, or all of them, on every node", run: verbCmd("DEACTIVATE")},
-		{name: "status", args: "[CONN]", max: 1, help: "STATUS of the plugin, or a connection's report, on every node", run: verbCmd("STATUS")},
+		{name: "status", args: "[CONN]", max: 1, help: "health of every connection on every node, or one connection's report (STATUS); exit 1 when any is failing", run: (*app).cmdStatus},
 		{name: "getlog", args: "[--lines N]", help: "GETLOG: the last N (default 200) lines of every node's plugin log",
 			flags: func(fs *flag.FlagSet, o *cmdOpts) { fs.IntVar(&o.lines, "lines", 0, "") }, run: (*app).cmdGetlog},
 		{name: "sshkey", args: "CONN [-o FILE]", min: 1, max: 1,

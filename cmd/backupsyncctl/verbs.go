@@ -62,6 +62,36 @@ func (a *app) printRows(verb string, rows []ctl.Row) int {
 	return a.fail("%s failed on %d of %d node(s): %s", verb, len(failed), len(rows), strings.Join(failed, ", "))
 }
 
+// cmdStatus shows health first: without CONN every connection on every
+// node (STATUS *), with CONN that connection's report. The exit status is
+// 1 when any connection is failing or any node did not answer, so that
+// scripts and monitoring can rely on it.
+func (a *app) cmdStatus(args []string) int {
+	if len(args) > 0 {
+		_, code := a.runVerb("STATUS", args[0])
+		return code
+	}
+	c, code := a.dial()
+	if c == nil {
+		return code
+	}
+	defer c.Close()
+	nodes, err := c.Prepare(a.ctx, a.wantNodes())
+	if err != nil {
+		return a.clusterFailed(c, err)
+	}
+	hs := ctl.ParseHealth(c.Each(a.ctx, nodes, "STATUS", ctl.StatusAll))
+	if a.g.json {
+		ctl.WriteJSON(a.stdout, hs)
+	} else {
+		ctl.WriteHealthTable(a.stdout, hs)
+	}
+	if failing := ctl.Failing(hs); len(failing) > 0 {
+		return a.fail("failing: %s (see the HEALTH column for the cause and the next step)", strings.Join(failing, ", "))
+	}
+	return exitOK
+}
+
 func (a *app) cmdGetlog(_ []string) int {
 	if a.opts.lines < 0 {
 		return a.usage("--lines must be a positive number of lines")

@@ -65,6 +65,7 @@ type Node struct {
 	Index       int
 	ControlPort int
 	SSHPort     int
+	MetricsPort int    // /metrics on IP:MetricsPort
 	Dir         string // holds backupsyncd.hcl, connections.cfg and state/
 	// FTPPort is the node's archive FTP port (ftp_default_port); set it
 	// with Options.FTPPorts.
@@ -127,7 +128,7 @@ func Start(t testing.TB, prefix string, ips []string, opt Options) *Cluster {
 	}
 	for i, ip := range ips {
 		n := &Node{Name: prefix + strconv.Itoa(i+1), IP: ip, Index: i, Dir: t.TempDir(), bin: bin,
-			ControlPort: FreePort(t, ip), SSHPort: sshPort, FTPPort: 2021}
+			ControlPort: FreePort(t, ip), SSHPort: sshPort, FTPPort: 2021, MetricsPort: FreePort(t, ip)}
 		if i < len(opt.FTPPorts) {
 			n.FTPPort = opt.FTPPorts[i]
 		}
@@ -145,6 +146,7 @@ func Start(t testing.TB, prefix string, ips []string, opt Options) *Cluster {
 				Users: []config.User{{Name: User, PasswordHash: string(hash)}}},
 			SSHServer: &config.SSHServer{Listen: net.JoinHostPort(n.IP, strconv.Itoa(n.SSHPort))},
 			SSHClient: &config.SSHClient{Port: opt.RemoteSSHPort},
+			Metrics:   &config.Metrics{Listen: net.JoinHostPort(n.IP, strconv.Itoa(n.MetricsPort))},
 			Cluster:   cluster,
 		}
 		if err := os.WriteFile(filepath.Join(n.Dir, "backupsyncd.hcl"), s.Marshal(), 0o600); err != nil {

@@ -25,6 +25,8 @@ import (
 	"backupsync/internal/confd"
 	"backupsync/internal/config"
 	"backupsync/internal/control"
+	"backupsync/internal/display"
+	"backupsync/internal/health"
 	"backupsync/internal/logfile"
 	"backupsync/internal/metrics"
 	"backupsync/internal/plugin"
@@ -69,12 +71,13 @@ type Daemon struct {
 	settings atomic.Pointer[config.Settings]
 	users    atomic.Pointer[control.Users]
 
-	mu         gosync.Mutex
-	lastCycles map[string]string // per connection, for systemd's STATUS=
-	conns      []config.Connection
-	sshServer  *tunnel.Server
-	sshCancel  context.CancelFunc
-	sshDone    chan struct{}
+	health *health.Tracker
+
+	mu        gosync.Mutex
+	conns     []config.Connection
+	sshServer *tunnel.Server
+	sshCancel context.CancelFunc
+	sshDone   chan struct{}
 }
 
 // Options tune New.
@@ -102,10 +105,15 @@ func New(s *config.Settings, opt Options) (*Daemon, error) {
 		d.log.Close()
 		return nil, err
 	}
+	var herr error
+	if d.health, herr = health.Open(filepath.Join(s.StateDir, "health.json")); herr != nil {
+		d.Logger.Warn("connection health not restored", "error", herr)
+	}
 	d.sched = schedule.New(d.runCycle, time.Local, d.Logger)
 	d.sched.OnCycle = d.cycleDone
 	d.plugin = &plugin.Node{Settings: s, Keys: d.keys, Log: d.log, Runtime: d, Changed: func() { d.Reload() }}
 	d.metrics = metrics.New()
+	d.metrics.WatchHealth(d.Health)
 	if err := d.listen(); err != nil {
 		d.log.Close()
 		return nil, err
@@ -284,7 +292,9 @@ func isActive(active []string, name string) bool {
 
 // runCycle is the scheduler's CycleFunc.
 func (d *Daemon) runCycle(ctx context.Context, drain <-chan struct{}, c config.Connection) (sync.Report, error) {
-	r := &runner.Runner{Settings: d.current(), Conn: c, Keys: d.keys, Logger: d.Logger, Drain: drain, Probes: d.probes}
+	progress := &sync.Progress{}
+	r := &runner.Runner{Settings: d.current(), Conn: c, Keys: d.keys, Logger: d.Logger, Drain: drain, Probes: d.probes, Progress: progress}
+	d.cycleStarted(c, progress)
 	if c.Verbose {
 		r.Event = func(e sync.Event) {
 			if e.Err != nil {
@@ -306,7 +316,8 @@ func (d *Daemon) cycleDone(c config.Connection, rep sync.Report, err error) {
 		return
 	}
 	d.metrics.Observe(c.Name, rep, c.Role == config.RoleClient, !errors.Is(err, runner.ErrUnreachable))
-	d.noteCycle(c, rep, err)
+	d.recordHealth(c, rep, err)
+	d.notify(d.statusLine())
 	switch {
 	case err != nil:
 		d.Logger.Error("cycle failed", "connection", c.Name, "error", err)
@@ -322,30 +333,20 @@ func (d *Daemon) cycleDone(c config.Connection, rep sync.Report, err error) {
 	}
 }
 
-// ConnectionStatus is the runtime part of STATUS CONN.
+// ConnectionStatus is the runtime part of STATUS CONN: its health first
+// (see package health), then the schedule and the last cycle.
 func (d *Daemon) ConnectionStatus(name string) []string {
-	st := d.sched.Status(name)
-	if !st.Scheduled {
-		return []string{"scheduled: no"}
+	now := time.Now()
+	h := d.connectionHealth(name, now)
+	var lines []string
+	if st := d.sched.Status(name); !st.Scheduled {
+		lines = append(lines, "scheduled: no (not activated on this node)")
 	}
-	lines := []string{"next run: " + st.Next.Format(time.RFC3339)}
-	if st.Running {
-		lines = append(lines, "running: yes")
+	if !h.LastCycle.IsZero() {
+		lines = append(lines, "last cycle: "+display.Time(h.LastCycle)+": "+h.LastSummary)
 	}
-	if st.Last == nil {
-		d.mu.Lock()
-		line, ok := d.lastCycles[name]
-		d.mu.Unlock()
-		if ok { // a cycle run outside the schedule (RunOnce)
-			lines = append(lines, "last cycle: "+line)
-		}
-	}
-	if r := st.Last; r != nil {
-		lines = append(lines, "last cycle: "+r.Finished.Format(time.RFC3339)+": "+r.Summary())
-		lines = append(lines, fmt.Sprintf("lag: %.0fs", r.LagSeconds))
-		for _, f := range r.Failed {
-			lines = append(lines, "error: "+f.Path+": "+f.Error)
-		}
+	if !h.LastOK.IsZero() {
+		lines = append(lines, "last good cycle: "+display.Time(h.LastOK))
 	}
 	return lines
 }
@@ -358,11 +359,12 @@ func (d *Daemon) RunOnce(ctx context.Context, name string, event func(sync.Event
 	d.mu.Unlock()
 	for _, c := range conns {
 		if strings.EqualFold(c.Name, name) {
-			r := &runner.Runner{Settings: d.current(), Conn: c, Keys: d.keys, Logger: d.Logger, Event: event, Probes: d.probes}
+			progress := &sync.Progress{}
+			r := &runner.Runner{Settings: d.current(), Conn: c, Keys: d.keys, Logger: d.Logger, Event: event, Probes: d.probes, Progress: progress}
 			var rep sync.Report
 			var err error
 			// Never beside a scheduled cycle of the same connection.
-			if !d.sched.Exclusive(c.Name, func() { rep, _, err = r.Once(ctx, false) }) {
+			if !d.sched.Exclusive(c.Name, func() { d.cycleStarted(c, progress); rep, _, err = r.Once(ctx, false) }) {
 				return rep, fmt.Errorf("a cycle of %s is running: try again when it is done", c.Name)
 			}
 			d.cycleDone(c, rep, err)

@@ -2,15 +2,10 @@ package daemon
 
 import (
 	"context"
-	"fmt"
-	"sort"
 	"strings"
 	"time"
 
 	sd "github.com/coreos/go-systemd/v22/daemon"
-
-	"backupsync/internal/config"
-	"backupsync/internal/sync"
 )
 
 // notify tells systemd (Type=notify) a state; without NOTIFY_SOCKET it does
@@ -53,39 +48,15 @@ func (d *Daemon) healthy() bool {
 	return true
 }
 
-// statusLine is systemd's STATUS=: the last cycle of each connection.
+// statusLine is systemd's STATUS=: each copying connection's health.
 func (d *Daemon) statusLine() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if len(d.lastCycles) == 0 {
-		return "STATUS=no cycle yet"
+	hs := d.Health(time.Now())
+	if len(hs) == 0 {
+		return "STATUS=no copying connection configured"
 	}
-	names := make([]string, 0, len(d.lastCycles))
-	for n := range d.lastCycles {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	parts := make([]string, len(names))
-	for i, n := range names {
-		parts[i] = n + ": " + d.lastCycles[n]
+	parts := make([]string, len(hs))
+	for i, h := range hs {
+		parts[i] = h.Connection + ": " + h.Line()
 	}
 	return "STATUS=" + strings.Join(parts, "; ")
-}
-
-func (d *Daemon) noteCycle(c config.Connection, r sync.Report, err error) {
-	state := "ok"
-	switch {
-	case err != nil:
-		state = "error: " + err.Error()
-	case !r.OK():
-		state = fmt.Sprintf("%d failed", len(r.Failed))
-	}
-	line := fmt.Sprintf("%s at %s, %d copied, lag %.0fs", state, r.Finished.Format("15:04"), r.Copied+r.Resumed+r.Replaced, r.LagSeconds)
-	d.mu.Lock()
-	if d.lastCycles == nil {
-		d.lastCycles = map[string]string{}
-	}
-	d.lastCycles[c.Name] = line
-	d.mu.Unlock()
-	d.notify(d.statusLine())
 }

@@ -25,7 +25,6 @@ type Metrics struct {
 	filesFailed   *prometheus.CounterVec
 	filesDeferred *prometheus.GaugeVec
 	lastSuccess   *prometheus.GaugeVec
-	lag           *prometheus.GaugeVec
 	pending       *prometheus.GaugeVec
 	tunnelUp      *prometheus.GaugeVec
 }
@@ -49,15 +48,13 @@ func New() *Metrics {
 			Help: "Files the last cycle deferred (not yet stable, or waiting for their set)."}, conn),
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "backupsync_last_success_timestamp_seconds",
 			Help: "When the last cycle in which every file succeeded finished (Unix time)."}, conn),
-		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "backupsync_replication_lag_seconds",
-			Help: "Age of the oldest stable source file not yet verified at the destination, after the last cycle."}, conn),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "backupsync_pending_bytes",
 			Help: "Bytes the destination still lacks after the last cycle, deferred files included."}, conn),
 		tunnelUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "backupsync_tunnel_up",
 			Help: "1 when the last cycle of an SSH = client connection reached its remote through the tunnel, else 0."}, conn),
 	}
 	m.reg.MustRegister(m.cycles, m.filesCopied, m.bytesCopied, m.filesDeleted, m.filesFailed,
-		m.filesDeferred, m.lastSuccess, m.lag, m.pending, m.tunnelUp,
+		m.filesDeferred, m.lastSuccess, m.pending, m.tunnelUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -87,14 +84,13 @@ func (m *Metrics) Observe(connection string, r sync.Report, tunnelled, reached b
 		m.tunnelUp.WithLabelValues(connection).Set(up)
 	}
 	if !reached {
-		return // the lag and pending bytes of the last complete view stand
+		return // the pending bytes of the last complete view stand
 	}
 	m.filesCopied.WithLabelValues(connection).Add(float64(r.Copied + r.Resumed + r.Replaced))
 	m.bytesCopied.WithLabelValues(connection).Add(float64(r.Bytes))
 	m.filesDeleted.WithLabelValues(connection).Add(float64(r.Deleted))
 	m.filesFailed.WithLabelValues(connection).Add(float64(len(r.Failed)))
 	m.filesDeferred.WithLabelValues(connection).Set(float64(r.Deferred))
-	m.lag.WithLabelValues(connection).Set(r.LagSeconds)
 	m.pending.WithLabelValues(connection).Set(float64(r.PendingBytes))
 	if r.OK() {
 		m.lastSuccess.WithLabelValues(connection).Set(float64(r.Finished.Unix()))

@@ -63,9 +63,18 @@ type LogTail interface {
 	Tail(n int) ([]string, error)
 }
 
-// Runtime reports what the scheduler knows of a connection, for STATUS.
+// Runtime reports what the daemon knows of a connection, for STATUS and
+// GETLOG.
 type Runtime interface {
+	// ConnectionHealth is c's health on this node in one line, health
+	// first ("ok, lag 0s, …", "failing since …: cause; next: step"), and
+	// whether it is failing.
+	ConnectionHealth(c config.Connection) (line string, failing bool)
+	// ConnectionStatus is the rest of STATUS CONN: schedule, last cycle.
 	ConnectionStatus(name string) []string
+	// HealthLines is every connection's health, one line each, for the
+	// head of GETLOG.
+	HealthLines() []string
 }
 
 // Node is the plugin on one node.

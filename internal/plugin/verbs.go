@@ -41,15 +41,17 @@ func (n *Node) uninstall(st *state) (Result, error) {
 	return ok("not installed"), nil
 }
 
+// AllConnections is STATUS's argument for every connection's health on the
+// node at once (backupsyncctl status uses it).
+const AllConnections = "*"
+
 func (n *Node) status(st *state, conn string) Result {
 	if conn == "" {
-		switch {
-		case !st.Installed:
-			return ok("not installed")
-		case len(st.Active) > 0:
-			return ok("activated")
-		}
-		return ok("not activated")
+		// The guide's scripts compare these three words: they stay alone.
+		return ok("%s", pluginState(st))
+	}
+	if conn == AllConnections {
+		return n.statusAll(st)
 	}
 	c, err := n.connection(conn)
 	if err != nil {
@@ -62,10 +64,12 @@ func (n *Node) status(st *state, conn string) Result {
 	case st.active(c.Name):
 		activation = "activated"
 	}
-	lines := []string{
+	// Health leads: it is what an admin asks STATUS for.
+	line, failing := n.health(st, c)
+	lines := []string{"health: " + line}
+	lines = append(lines,
 		fmt.Sprintf("connection: %s (%s)", c.Name, activation),
-		"role: " + describeRole(c.Role),
-	}
+		"role: "+describeRole(c.Role))
 	if c.Role.Copies() {
 		lines = append(lines,
 			"database: "+c.Database,
@@ -75,6 +79,56 @@ func (n *Node) status(st *state, conn string) Result {
 	}
 	if n.Runtime != nil {
 		lines = append(lines, n.Runtime.ConnectionStatus(c.Name)...)
+	}
+	if failing {
+		return failed("%s", strings.Join(lines, "\n"))
+	}
+	return ok("%s", strings.Join(lines, "\n"))
+}
+
+// health is c's health line on this node and whether it is failing. A
+// copying connection that is not activated here runs no cycle: it is
+// neither healthy nor failing, and says so.
+func (n *Node) health(st *state, c config.Connection) (string, bool) {
+	switch {
+	case !st.Installed:
+		return "not installed", false
+	case c.Role.Copies() && !st.active(c.Name):
+		return "not activated", false
+	case n.Runtime == nil:
+		return "activated", false
+	}
+	return n.Runtime.ConnectionHealth(c)
+}
+
+func pluginState(st *state) string {
+	switch {
+	case !st.Installed:
+		return "not installed"
+	case len(st.Active) > 0:
+		return "activated"
+	}
+	return "not activated"
+}
+
+// statusAll answers STATUS *: the plugin's state on the first line, then
+// one line per configured connection, "NAME: HEALTH…". It fails (code
+// 256) when any connection is failing, so that a script's check of the
+// code sees it.
+func (n *Node) statusAll(st *state) Result {
+	lines := []string{pluginState(st)}
+	conns, err := n.connections()
+	if err != nil {
+		return failed("%s\nthe configuration does not load: %v", lines[0], err)
+	}
+	failing := false
+	for _, c := range conns {
+		line, f := n.health(st, c)
+		failing = failing || f
+		lines = append(lines, c.Name+": "+line)
+	}
+	if failing {
+		return failed("%s", strings.Join(lines, "\n"))
 	}
 	return ok("%s", strings.Join(lines, "\n"))
 }
@@ -285,6 +339,14 @@ func (n *Node) getLog(arg string) Result {
 	tail, err := n.Log.Tail(lines)
 	if err != nil {
 		return failed("getlog: %v", err)
+	}
+	if n.Runtime != nil {
+		// Health first: the verdict before the evidence.
+		var head []string
+		for _, h := range n.Runtime.HealthLines() {
+			head = append(head, "health: "+h)
+		}
+		tail = append(head, tail...)
 	}
 	return ok("%s", strings.Join(tail, "\n"))
 }

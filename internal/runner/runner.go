@@ -41,6 +41,8 @@ type Runner struct {
 	// Program names this process in the lock file, for the message of a
 	// cycle that finds the lock held; "" is the executable's name.
 	Program string
+	// Progress, if set, counts the cycle's copies as they move.
+	Progress *sync.Progress
 }
 
 // ErrUnreachable marks a cycle that could not reach an endpoint.
@@ -130,7 +132,7 @@ func (r *Runner) Once(ctx context.Context, dryRun bool) (sync.Report, sync.Plan,
 		// offset at the source.
 		IsTemp: archive.IsTemp, CanResume: caps.CanResume() && local.Capabilities().Rest,
 		Exec: sync.Options{Parallel: c.Parallel, BandwidthLimit: c.BandwidthLimit,
-			Transient: archive.IsTransient, TempName: archive.TempName, Event: r.Event, Drain: r.Drain},
+			Transient: archive.IsTransient, TempName: archive.TempName, Event: r.Event, Drain: r.Drain, Progress: r.Progress},
 	}
 	if !caps.Rename {
 		cycle.Journal = sync.NewJournal(filepath.Join(r.Settings.StateDir, "sync", c.Name,
