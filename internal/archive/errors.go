@@ -18,7 +18,8 @@ var (
 	// that says so). Not transient: the next cycle tries again.
 	ErrVolumeFull = errors.New("destination volume full")
 	// ErrUnsafeName: a listing held a name that could escape the tree
-	// ("/", "..", NUL, CR, LF) or a line that could not be parsed.
+	// ("/", "..") or that does not print as itself (a control character,
+	// bytes that are not UTF-8), or a line that could not be parsed.
 	ErrUnsafeName = errors.New("unsafe or unparsable listing entry")
 	// ErrLoginRefused: the server refused the URL's user and password
 	// (530). The error names the user, never the password.

@@ -12,7 +12,7 @@ func checkItem(t *testing.T, line string, it item) {
 	if err := checkName(it.name); err != nil {
 		t.Fatalf("line %q: accepted unsafe name %q", line, it.name)
 	}
-	if strings.ContainsAny(it.name, "/\\\x00\r\n") || strings.Contains(it.name, "..") {
+	if strings.ContainsAny(it.name, "/\\\x00\r\n") || strings.Contains(it.name, "..") || hasControl(it.name) {
 		t.Fatalf("line %q: accepted name %q", line, it.name)
 	}
 	if it.size < 0 {

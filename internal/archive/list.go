@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Entry is a file in a listing.
@@ -325,15 +326,70 @@ func skipName(name string) bool {
 }
 
 // checkName accepts a single path component that cannot escape its
-// directory.
+// directory and prints as itself: no control character (below 0x20, DEL,
+// C1 U+0080-U+009F) and valid UTF-8, so that a name shown in a log, STATUS
+// or on a terminal cannot move the cursor, recolour or hide text.
 func checkName(name string) error {
 	switch {
 	case name == "", name == ".", name == "..":
 		return fmt.Errorf("%w: name %q", ErrUnsafeName, name)
-	case strings.ContainsAny(name, "/\\\x00\r\n"), strings.Contains(name, ".."):
+	case strings.ContainsAny(name, "/\\"), strings.Contains(name, ".."):
 		return fmt.Errorf("%w: name %q", ErrUnsafeName, name)
+	case hasControl(name):
+		return fmt.Errorf("%w: name %q has a control character or is not UTF-8: rename or remove it on the archive volume", ErrUnsafeName, name)
 	}
 	return nil
+}
+
+// hasControl reports whether s holds a control character (C0, DEL, C1) or
+// a byte that is not UTF-8.
+func hasControl(s string) bool {
+	if !utf8.ValidString(s) {
+		return true
+	}
+	for _, r := range s {
+		if r < 0x20 || r >= 0x7f && r <= 0x9f {
+			return true
+		}
+	}
+	return false
+}
+
+// DisplayName returns s, a name or path or a text that holds one, as it
+// may be shown in a log, STATUS or on a terminal: unchanged when every
+// character is printable (strconv.IsPrint: letters, marks, numbers,
+// punctuation, symbols and the ASCII space), otherwise with each other one
+// written as a Go escape: control characters and bytes that are not UTF-8
+// as \xNN, invisible and bidirectional formatting characters as \uNNNN.
+// ListNode refuses names with control characters; DisplayName is for what
+// is shown anyway (a server's reply, a path from elsewhere).
+func DisplayName(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == utf8.RuneError || !strconv.IsPrint(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1, r < utf8.RuneSelf && !strconv.IsPrint(r):
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case strconv.IsPrint(r):
+			b.WriteString(s[i : i+size])
+		case r <= 0xffff:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			fmt.Fprintf(&b, `\U%08x`, r)
+		}
+		i += size
+	}
+	return b.String()
 }
 
 // parseMLSDLine parses "fact=value;fact=value; name" (RFC 3659). keep is
