@@ -192,7 +192,8 @@ func (e *executor) record(a Action, n int64, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err != nil {
-		e.res.Failed = append(e.res.Failed, Failure{Path: a.Path, Op: a.Op.String(), Error: err.Error()})
+		// Escaped: a Failure is only ever shown (logs, STATUS, terminals).
+		e.res.Failed = append(e.res.Failed, Failure{Path: archive.DisplayName(a.Path), Op: a.Op.String(), Error: archive.DisplayName(err.Error())})
 	} else {
 		if a.Op == OpCopy || a.Op == OpResume || a.Op == OpReplace {
 			e.opt.Progress.fileDone()

@@ -5,6 +5,8 @@ import (
 	"path"
 	"sort"
 	"time"
+
+	"backupsync/internal/display"
 )
 
 // A File is one regular file of a listing, its path relative to the volume
@@ -219,6 +221,11 @@ func (in *PlanInput) stable(f File) (bool, string) {
 		settle := in.SettleTime + time.Second
 		if !f.Exact {
 			settle = in.SettleTime + time.Minute
+		}
+		if f.ModTime.After(in.Now) {
+			// Not as a negative age: a time centuries ahead saturates to -2562047h.
+			return false, fmt.Sprintf("modified in the future (%s, after this node's %s): copied once unchanged for %s after that; check the clocks",
+				display.Time(f.ModTime), display.Time(in.Now), settle)
 		}
 		if age := in.Now.Sub(f.ModTime); age < settle {
 			return false, fmt.Sprintf("modified %s ago, copied once unchanged for %s", age.Round(time.Second), settle)

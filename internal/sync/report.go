@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"backupsync/internal/archive"
 	"backupsync/internal/display"
 )
 
@@ -106,7 +107,7 @@ func (r Report) Summary() string {
 		display.Bytes(r.Bytes), d.Round(time.Millisecond), rate, r.UpToDate, r.Deferred, r.Deleted, len(r.Failed),
 		display.Duration(time.Duration(r.LagSeconds)*time.Second))
 	if r.Error != "" {
-		s += ": " + r.Error
+		s += ": " + archive.DisplayName(strings.ReplaceAll(r.Error, "\n", "; "))
 	}
 	return s
 }
