@@ -123,8 +123,8 @@ func (s *Surface) callPlugin(ctx context.Context, params []any, forward bool) (a
 			return nil, xmlrpc.NewFault(xmlrpc.CodeInvalidParams, "argument 4 of callPlugin must be a string, not %s", xmlrpc.TypeName(v))
 		}
 	}
-	if _, known := plugin.Functions[strings.ToUpper(strings.TrimSpace(verb))]; !known {
-		return nil, xmlrpc.ZopeFault("unknown plugin function %q: use one of ACTIVATE, DEACTIVATE, GETLOG, INSTALL, SSHKEY, STATUS, UNINSTALL, UPLOAD_CONFIG, UPLOAD_KEY", verb)
+	if !plugin.Known(verb) {
+		return nil, xmlrpc.ZopeFault("unknown plugin function %q: use one of ACTIVATE, DEACTIVATE, GETLOG, INSTALL, SSHKEY, STATUS, UNINSTALL, UPLOAD_CONFIG, UPLOAD_KEY (or our TEST)", verb)
 	}
 	if node == s.Self {
 		r, err := s.Local.Call(ctx, verb, arg)
@@ -200,7 +200,7 @@ func (s *Surface) Dial(peer Peer, timeout time.Duration) (*xmlrpc.Client, error)
 // [256, "<node> unreachable: …"] within ForwardTimeout; the error is the
 // peer's fault.
 func (s *Surface) forward(ctx context.Context, peer Peer, pluginName, verb, arg string) (plugin.Result, error) {
-	c, err := s.Dial(peer, 0)
+	c, err := s.Dial(peer, plugin.CallTimeout(verb)) // 0: ForwardTimeout
 	if err != nil {
 		return plugin.Result{Code: plugin.CodeFailed, Output: fmt.Sprintf("%s unreachable: %v", peer.Name, err)}, nil
 	}

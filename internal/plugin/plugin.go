@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	gosync "sync"
+	"time"
 
 	"backupsync/internal/config"
 	"backupsync/internal/tunnel"
@@ -41,7 +42,33 @@ var Functions = map[string]string{
 	"UPLOAD_KEY":    "Upload public key for ssh",
 }
 
-// ErrUnknownVerb is a verb that is not one of Functions.
+// Extensions are our verbs beyond the guide's nine: callPlugin runs them,
+// showPluginFunctions does not list them (scripts compare its answer with
+// the guide's list).
+var Extensions = map[string]string{
+	"TEST": "Test a connection now on this node: log in to both archive volumes, list, write and remove a probe file (TEST Connection1).",
+}
+
+// Known reports whether verb (any case, spaces trimmed) is one of Functions
+// or Extensions.
+func Known(verb string) bool {
+	verb = strings.ToUpper(strings.TrimSpace(verb))
+	_, fn := Functions[verb]
+	_, ext := Extensions[verb]
+	return fn || ext
+}
+
+// CallTimeout is how long a caller should wait for verb's answer, 0 for
+// the caller's default: TEST logs in to two archive volumes and may take
+// up to TestTimeout.
+func CallTimeout(verb string) time.Duration {
+	if strings.EqualFold(strings.TrimSpace(verb), "TEST") {
+		return TestTimeout + 5*time.Second
+	}
+	return 0
+}
+
+// ErrUnknownVerb is a verb that is not one of Functions or Extensions.
 var ErrUnknownVerb = errors.New("unknown plugin function")
 
 // Result is what a verb answers: callPlugin returns [Code, Output].
@@ -96,8 +123,12 @@ type Node struct {
 func (n *Node) Call(ctx context.Context, verb, arg string) (Result, error) {
 	verb = strings.ToUpper(strings.TrimSpace(verb))
 	arg = strings.TrimSpace(arg)
-	if _, known := Functions[verb]; !known {
+	if !Known(verb) {
 		return Result{}, fmt.Errorf("%w %q: use one of %s", ErrUnknownVerb, verb, strings.Join(verbNames(), ", "))
+	}
+	if verb == "TEST" {
+		// Outside the lock: a test takes seconds and changes no state.
+		return n.test(ctx, arg), nil
 	}
 	n.mu.Lock()
 	r, err := n.call(verb, arg)
@@ -145,8 +176,11 @@ func (n *Node) call(verb, arg string) (Result, error) {
 }
 
 func verbNames() []string {
-	names := make([]string, 0, len(Functions))
+	names := make([]string, 0, len(Functions)+len(Extensions))
 	for v := range Functions {
+		names = append(names, v)
+	}
+	for v := range Extensions {
 		names = append(names, v)
 	}
 	sort.Strings(names)

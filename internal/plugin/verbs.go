@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
+	"time"
 	"os"
 	"path/filepath"
 	"slices"
@@ -70,6 +72,7 @@ func (n *Node) status(st *state, conn string) Result {
 	lines = append(lines,
 		fmt.Sprintf("connection: %s (%s)", c.Name, activation),
 		"role: "+describeRole(c.Role))
+	lines = append(lines, "origin: "+c.Origin())
 	if c.Role.Copies() {
 		lines = append(lines,
 			"database: "+c.Database,
@@ -157,41 +160,114 @@ func decode64(arg, what string) ([]byte, error) {
 	return data, nil
 }
 
+// uploadConfig merges an uploaded file into the connections file (see
+// config.Merge): the connections it names are replaced, added or removed
+// (a block Name { REMOVE = true }), the others are kept with their
+// activation and keys. The activation of a removed connection is dropped.
+// The reply lists what was added, replaced, kept and removed.
 func (n *Node) uploadConfig(st *state, arg string) (Result, error) {
 	data, err := decode64(arg, "configuration")
 	if err != nil {
 		return failed("%v", err), nil
 	}
-	conns, err := config.ParseConnections("", data)
+	up, err := config.ParseUpload("", data)
 	if err != nil {
-		var diags config.Diagnostics
-		if errors.As(err, &diags) {
-			lines := make([]string, len(diags))
-			for i, d := range diags {
-				lines[i] = fmt.Sprintf("%d:%d: %s", d.Line, d.Col, d.Message)
+		return failed("configuration not changed: %s", diagLines(err)), nil
+	}
+	path := n.Settings.ConnectionsFile
+	current, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return failed("configuration not changed: %v", err), nil
+	}
+	merged, res := config.Merge(current, up, time.Now())
+	conns, err := config.ParseConnections(path, merged)
+	if err != nil {
+		problems := err.Error()
+		if len(res.Problems) > 0 {
+			for i := range res.Problems {
+				res.Problems[i].File = path
 			}
-			return failed("configuration not changed: %s", strings.Join(lines, "\n")), nil
+			problems = res.Problems.Error()
 		}
+		return failed("configuration not changed: the connections file does not load, and this upload does not repair it:\n%s\n"+
+			"Upload a corrected block of each connection named there, or remove it with a block Name { REMOVE = true }.", problems), nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return failed("configuration not changed: %v", err), nil
 	}
-	if err := os.MkdirAll(filepath.Dir(n.Settings.ConnectionsFile), 0o755); err != nil {
-		return failed("configuration not changed: %v", err), nil
-	}
-	if err := atomicfile.Write(n.Settings.ConnectionsFile, data, 0o600); err != nil {
+	if err := atomicfile.Write(path, merged, 0o600); err != nil {
 		return failed("configuration not changed: %v", err), nil
 	}
 	n.changed()
-	names := make([]string, len(conns))
-	for i, c := range conns {
-		names[i] = fmt.Sprintf("%s (%s)", c.Name, c.Role)
+
+	role := map[string]config.Role{}
+	for _, c := range conns {
+		role[strings.ToLower(c.Name)] = c.Role
 	}
-	out := fmt.Sprintf("configuration uploaded: %d connection(s): %s", len(conns), strings.Join(names, ", "))
-	for _, a := range st.Active {
-		if !slices.ContainsFunc(conns, func(c config.Connection) bool { return strings.EqualFold(c.Name, a) }) {
-			out += fmt.Sprintf("\nwarning: active connection %s is no longer configured and will not run", a)
+	describe := func(names []string) string {
+		parts := make([]string, len(names))
+		for i, name := range names {
+			parts[i] = name
+			if r, ok := role[strings.ToLower(name)]; ok {
+				parts[i] += " (" + string(r)
+				if st.active(name) {
+					parts[i] += ", activated"
+				}
+				parts[i] += ")"
+			}
+		}
+		return strings.Join(parts, ", ")
+	}
+	lines := []string{fmt.Sprintf("configuration uploaded (file sha256 %s): %d added, %d replaced, %d kept, %d removed",
+		up.SHA256[:12], len(res.Added), len(res.Replaced), len(res.Kept), len(res.Removed))}
+	for _, l := range []struct {
+		what  string
+		names []string
+	}{{"added", res.Added}, {"replaced", res.Replaced}, {"kept", res.Kept}, {"removed", res.Removed}} {
+		if len(l.names) > 0 {
+			lines = append(lines, l.what+": "+describe(l.names))
 		}
 	}
-	return ok("%s", out), nil
+	if len(res.Absent) > 0 {
+		lines = append(lines, "not configured, nothing to remove: "+strings.Join(res.Absent, ", "))
+	}
+	var dropped []string
+	for _, name := range res.Removed {
+		if st.active(name) {
+			dropped = append(dropped, name)
+			st.Active = slices.DeleteFunc(st.Active, func(a string) bool { return strings.EqualFold(a, name) })
+		}
+	}
+	if len(dropped) > 0 {
+		if err := n.saveState(st); err != nil {
+			return failed("%s\nthe activation of %s could not be dropped: %v: run DEACTIVATE %s",
+				strings.Join(lines, "\n"), strings.Join(dropped, ", "), err, dropped[0]), nil
+		}
+		lines = append(lines, "note: "+strings.Join(dropped, ", ")+" was activated: its activation was dropped with it")
+	}
+	if len(res.Removed) > 0 {
+		lines = append(lines, "note: the SSH keys of removed connections stay on the node (a connection uploaded again under the same name uses them)")
+	}
+	for _, a := range st.Active {
+		if _, ok := role[strings.ToLower(a)]; !ok {
+			lines = append(lines, fmt.Sprintf("warning: active connection %s is no longer configured and will not run", a))
+		}
+	}
+	return ok("%s", strings.Join(lines, "\n")), nil
+}
+
+// diagLines shows a parse error's diagnostics as LINE:COL: message lines
+// (the uploaded file has no name on the node).
+func diagLines(err error) string {
+	var diags config.Diagnostics
+	if !errors.As(err, &diags) {
+		return err.Error()
+	}
+	lines := make([]string, len(diags))
+	for i, d := range diags {
+		lines[i] = fmt.Sprintf("%d:%d: %s", d.Line, d.Col, d.Message)
+	}
+	return strings.Join(lines, "\n")
 }
 
 // sshKey: on a client node, the connection's public key (created on first
