@@ -131,7 +131,9 @@ func TestNewClientAndServerValidate(t *testing.T) {
 		{Keys: ks, ArchiveFTP: "127.0.3.1"},
 		{Keys: ks, ArchiveFTP: "127.0.3.1:0"},
 		{ArchiveFTP: "127.0.3.1:21"},
-		{Keys: ks, ArchiveFTP: "127.0.3.1:21", DataPortMin: 5000, DataPortMax: 4000},
+		{Keys: ks, ArchiveFTP: "127.0.3.1:21", PassivePortMin: 5000, PassivePortMax: 4000},
+		{Keys: ks, ArchiveFTP: "127.0.3.1:21", PassivePortMin: 20, PassivePortMax: 4000},
+		{Keys: ks, ArchiveFTP: "127.0.3.1:30021", PassivePortMin: 30000, PassivePortMax: 30099},
 	} {
 		if _, err := NewServer(cfg); err == nil {
 			t.Errorf("server config %+v accepted", cfg)

@@ -36,19 +36,56 @@
 // # Server role
 //
 // Server is an embedded SSH server (default port DefaultPort, 2022) that
-// accepts public-key authentication only, against the keys authorized for
-// any connection; the matching key selects the connection (recorded in the
-// permissions as ExtConnection). It opens nothing but direct-tcpip channels
-// to the host of its archive FTP (ServerConfig.ArchiveFTP). The port rule:
-// the archive FTP port itself, or any port from DataPortMin to DataPortMax
-// (default 1024–65535, the range FTP servers pick passive data ports from)
-// except the server's own listening port; privileged ports other than the
-// FTP port and every other host are refused. Password and
-// keyboard-interactive authentication, session channels (shell, exec,
-// subsystems such as sftp, and with them agent and X11 forwarding), remote
-// forwarding (tcpip-forward) and every other channel or request type are
-// refused and logged. A connection that has not completed its handshake
-// within HandshakeTimeout is dropped; MaxConns caps concurrent connections.
+// accepts public-key authentication only, for one user name
+// (ServerConfig.User, default DefaultUser; another name is refused and
+// logged), against the keys authorized for any connection; the matching
+// key selects the connection (recorded in the permissions as
+// ExtConnection). It opens nothing but direct-tcpip channels, and every one
+// goes to the host of its archive FTP (ServerConfig.ArchiveFTP), whatever
+// host the client asked for (a node reached through NAT or a relay is
+// asked for the address the client dialled; the asked host is logged at
+// debug level). The port rule, which a paired key cannot widen:
+//
+//   - the archive FTP port is allowed; every connection to it is a control
+//     connection whose two directions are read as they are copied (lines of
+//     at most 512 bytes kept, nothing held back);
+//   - a data port is allowed once, within ExpectWindow (30 s), when the FTP
+//     server announced it (227 to a PASV, 229 to an EPSV) on a control
+//     connection of the same SSH connection, as Linux's nf_conntrack_ftp
+//     does; an announcement on another SSH connection opens nothing;
+//   - once a control connection turns to TLS (234 to AUTH), nothing more
+//     can be read: its SSH connection may then reach the ports of the
+//     passive range (PassivePortMin-PassivePortMax, settings
+//     ssh_server.passive_ports, which configuration validation keeps clear
+//     of every port the node serves); without a range FTPS data connections
+//     are refused with a log line saying to set it;
+//   - the server's own listening ports, ExasolDatabasePort (8563) and
+//     ReservedPorts (the control plane, the metrics) are never reached,
+//     whatever was announced; every other port is refused.
+//
+// Password and keyboard-interactive authentication, session channels
+// (shell, exec, subsystems such as sftp, and with them agent and X11
+// forwarding), remote forwarding (tcpip-forward) and every other channel or
+// request type are refused and logged.
+//
+// Limits, so that a paired peer's flood or anyone's idle connections harm
+// no one else: connections not yet authenticated are capped per source
+// address (MaxPreAuthPerSource, 8) and in total (MaxPreAuth, 64), and when
+// one more arrives the oldest is dropped to make room, so idle connections
+// never keep a client out; each has HandshakeTimeout (10 s) to authenticate.
+// Authenticated connections are capped by MaxConns (64). Open forwarded
+// connections are capped per SSH connection (MaxChannelsPerConn, 160: 64
+// PARALLEL workers with a control and a data connection each, and room),
+// per connection name (MaxChannelsPerName, 320) and in total (MaxForwards,
+// 1024); a channel over a cap is refused at once. Refusals and drops are
+// logged once per burst: the first at once, then a line per 10 s with the
+// count. Each forwarded connection holds at most its SSH channel window
+// (2 MiB) of data the archive FTP has not taken yet and two 256 KiB copy
+// buffers, so the forwards' memory is bounded by 2.5 MiB × MaxForwards, and
+// by 2.5 MiB × MaxChannelsPerConn for one SSH connection. The accept loop
+// survives every accept error but a closed listener (out of file
+// descriptors included: it waits 5 ms, doubling to 1 s); Health reports
+// whether it listens, its restarts and its last error.
 //
 // # Client role
 //

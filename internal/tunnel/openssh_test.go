@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -257,19 +258,25 @@ func TestOpenSSHClientRefusals(t *testing.T) {
 	})
 	t.Run("local forward elsewhere", func(t *testing.T) {
 		_, ftpPort, _ := net.SplitHostPort(s.fs.Addr())
-		targets := []string{
-			ipOther + ":" + ftpPort, // another host, the FTP port
+		refused := []string{
+			ipFTP + ":22",           // the FTP host, another port
 			ipOther + ":22",         // another host, another port
-			"127.0.0.1:" + ftpPort,  // loopback is another host too
-			ipFTP + ":22",           // the FTP host, a privileged port
-			ipServer + ":" + s.port, // our own SSH port (another host here)
-			"localhost:" + ftpPort,  // a name, not the configured IP
-			"[::1]:" + ftpPort,      // IPv6 loopback
+			ipServer + ":" + s.port, // our own SSH port
+			"localhost:8563",        // Exasol's database port, by name
+		}
+		// Whatever host is asked for, the archive FTP host is reached: a
+		// node reached through NAT or a relay is asked for the address
+		// the client dialled.
+		reached := []string{
+			ipOther + ":" + ftpPort,
+			"127.0.0.1:" + ftpPort,
+			"localhost:" + ftpPort,
+			"[::1]:" + ftpPort,
 		}
 		args := append([]string{}, common...)
 		args = append(args, "-N")
 		var locals []string
-		for _, tg := range targets {
+		for _, tg := range append(append([]string{}, refused...), reached...) {
 			lp := net.JoinHostPort(ipLocal, strconv.Itoa(freePort(t, ipLocal)))
 			locals = append(locals, lp)
 			args = append(args, "-L", lp+":"+tg)
@@ -282,16 +289,21 @@ func TestOpenSSHClientRefusals(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.SetDeadline(time.Now().Add(10 * time.Second))
-			n, err := c.Read(make([]byte, 64))
+			b := make([]byte, 64)
+			n, err := io.ReadAtLeast(c, b, 4)
 			c.Close()
-			if err == nil || n > 0 {
-				t.Fatalf("forward to %s: read %d bytes, %v: the target was reached", targets[i], n, err)
+			if i < len(refused) {
+				if err == nil || n > 0 {
+					t.Fatalf("forward to %s: read %q, %v: the target was reached", refused[i], b[:n], err)
+				}
+				continue
+			}
+			if err != nil || !strings.HasPrefix(string(b[:n]), "220") {
+				t.Fatalf("forward to %s: read %q, %v: want the archive FTP's greeting", reached[i-len(refused)], b[:n], err)
 			}
 		}
-		for _, tg := range []string{ipOther + ":" + ftpPort, ipOther + ":22", "127.0.0.1:" + ftpPort, ipFTP + ":22", "localhost:" + ftpPort} {
-			waitLog(t, "refused forwarding", "target="+tg)
-		}
-		waitLog(t, "refused forwarding", "::1")
+		waitLog(t, "refused forwarding", "target="+ipFTP+":22", "nor a data port it announced")
+		waitLog(t, "refused forwarding", "reserved port")
 		if !strings.Contains(out.String(), "administratively prohibited") {
 			t.Fatalf("ssh did not report the refusal: %s", out.String())
 		}

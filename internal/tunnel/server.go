@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -17,13 +16,14 @@ import (
 
 // Defaults of the server role; a zero ServerConfig field means its default.
 const (
-	// DefaultMaxConns caps the SSH connections the server holds at once,
-	// authenticated or not; one more is accepted and closed at once.
+	// DefaultMaxConns caps the authenticated SSH connections the server
+	// holds at once; one more is closed after its authentication, with a
+	// log line. Connections not yet authenticated have their own caps
+	// (DefaultMaxPreAuth, DefaultMaxPreAuthPerSource).
 	DefaultMaxConns = 64
-	// DefaultDataPortMin and DefaultDataPortMax bound the FTP data ports a
-	// tunnel may reach on the archive FTP host (see the package doc).
-	DefaultDataPortMin = 1024
-	DefaultDataPortMax = 65535
+	// ExasolDatabasePort is Exasol's database port: never forwarded,
+	// whatever the FTP server announces.
+	ExasolDatabasePort = 8563
 )
 
 // Permission extensions the server records for an authenticated connection.
@@ -40,20 +40,44 @@ type ServerConfig struct {
 	// need) and the client keys authorized per connection. Required.
 	Keys *KeyStore
 	// ArchiveFTP is this node's archive FTP, "IP:PORT" (settings
-	// ssh_server.archive_ftp). Tunnels may reach only its host: its port
-	// and the data ports. Required.
+	// ssh_server.archive_ftp). Every forwarded connection goes to its
+	// host, whatever host the client asked for: to its port, or to a data
+	// port it announced (see the package doc). Required.
 	ArchiveFTP string
-	// DataPortMin and DataPortMax bound the data ports; defaults
-	// DefaultDataPortMin and DefaultDataPortMax.
-	DataPortMin, DataPortMax int
+	// User is the only SSH user name accepted; default DefaultUser (the
+	// daemon passes settings ssh_client.user when set).
+	User string
+	// PassivePortMin and PassivePortMax are the FTP server's passive port
+	// range (settings ssh_server.passive_ports), the data ports allowed on
+	// an SSH connection whose control connection turned to TLS, where no
+	// announcement can be read. Zero: none, and FTPS data connections are
+	// refused.
+	PassivePortMin, PassivePortMax int
+	// ReservedPorts are never forwarded, whatever is announced: the
+	// node's other services (control plane, metrics). ExasolDatabasePort
+	// and the server's own listening ports are always reserved.
+	ReservedPorts []int
+	// ExpectWindow is how long an announced data port may be opened;
+	// default DefaultExpectWindow.
+	ExpectWindow time.Duration
 	// HandshakeTimeout bounds the SSH handshake and authentication of an
-	// incoming connection; default DefaultHandshakeTimeout.
+	// incoming connection; default DefaultPreAuthTimeout.
 	HandshakeTimeout time.Duration
 	// DialTimeout bounds the connect to the archive FTP; default
 	// DefaultDialTimeout.
 	DialTimeout time.Duration
-	// MaxConns caps concurrent connections; default DefaultMaxConns.
+	// MaxConns caps authenticated connections; default DefaultMaxConns.
 	MaxConns int
+	// MaxPreAuth and MaxPreAuthPerSource cap the connections not yet
+	// authenticated, in total and per source address; when one more
+	// arrives the oldest (of the server, or of that address) is dropped.
+	// Defaults DefaultMaxPreAuth and DefaultMaxPreAuthPerSource.
+	MaxPreAuth, MaxPreAuthPerSource int
+	// MaxChannelsPerConn, MaxChannelsPerName and MaxForwards cap the open
+	// forwarded connections per SSH connection, per connection name and in
+	// total; defaults DefaultMaxChannelsPerConn, DefaultMaxChannelsPerName
+	// and DefaultMaxForwards.
+	MaxChannelsPerConn, MaxChannelsPerName, MaxForwards int
 	// AllowConnection, if set, is asked at authentication whether the
 	// connection whose key matched may use the server now (for example:
 	// configured with SSH = server and activated). nil allows all.
@@ -72,22 +96,40 @@ type Server struct {
 	cfg     ServerConfig
 	ssh     *ssh.ServerConfig
 	ftpHost string
-	ftpIP   net.IP
 	ftpPort int
 	log     *slog.Logger
+
+	refusals *burstLog // refusals and drops, once per burst
+	reserved map[int]struct{}
 
 	mu        sync.Mutex
 	closing   bool
 	listeners map[net.Listener]struct{}
-	ownPorts  map[int]struct{} // listener ports on the FTP host or a wildcard
+	ownPorts  map[int]struct{} // ports the server listens on
 	peers     map[*peer]struct{}
 	wg        sync.WaitGroup
+	health    serveHealth
+	seq       uint64         // accept order of peers
+	preAuth   int            // peers not yet authenticated
+	perSource map[string]int // of them, per source address
+	authed    int            // authenticated peers
+	perName   map[string]int // open forwards per connection name
+	forwards  int            // open forwards
 }
 
 // peer is one accepted TCP connection.
 type peer struct {
-	nc       *transportConn
-	remote   string
+	nc     *transportConn
+	remote string
+	source string // remote IP
+	seq    uint64
+	exp    *expectations
+	// Guarded by Server.mu:
+	preAuth bool // counted in Server.preAuth
+	dropped bool // dropped before authentication to make room
+	authed  bool // counted in Server.authed
+	name    string
+
 	mu       sync.Mutex
 	targets  map[net.Conn]struct{} // open connections to the archive FTP
 	channels int
@@ -107,19 +149,34 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if err != nil || port < 1 || port > 65535 {
 		return nil, fmt.Errorf("tunnel: server: archive FTP %q: bad port", cfg.ArchiveFTP)
 	}
-	if cfg.DataPortMin == 0 {
-		cfg.DataPortMin = DefaultDataPortMin
+	if cfg.PassivePortMin != 0 || cfg.PassivePortMax != 0 {
+		if cfg.PassivePortMin < 1024 || cfg.PassivePortMax > 65535 || cfg.PassivePortMin > cfg.PassivePortMax {
+			return nil, fmt.Errorf("tunnel: server: passive ports %d-%d: want a range within 1024-65535", cfg.PassivePortMin, cfg.PassivePortMax)
+		}
+		if port >= cfg.PassivePortMin && port <= cfg.PassivePortMax {
+			return nil, fmt.Errorf("tunnel: server: passive ports %d-%d include the archive FTP port %d", cfg.PassivePortMin, cfg.PassivePortMax, port)
+		}
 	}
-	if cfg.DataPortMax == 0 {
-		cfg.DataPortMax = DefaultDataPortMax
+	if cfg.User == "" {
+		cfg.User = DefaultUser
 	}
-	if cfg.DataPortMin < 1 || cfg.DataPortMax > 65535 || cfg.DataPortMin > cfg.DataPortMax {
-		return nil, fmt.Errorf("tunnel: server: data ports %d-%d out of range", cfg.DataPortMin, cfg.DataPortMax)
-	}
-	setDefault(&cfg.HandshakeTimeout, DefaultHandshakeTimeout)
+	setDefault(&cfg.HandshakeTimeout, DefaultPreAuthTimeout)
 	setDefault(&cfg.DialTimeout, DefaultDialTimeout)
-	if cfg.MaxConns <= 0 {
-		cfg.MaxConns = DefaultMaxConns
+	setDefault(&cfg.ExpectWindow, DefaultExpectWindow)
+	for _, v := range []struct {
+		p   *int
+		def int
+	}{
+		{&cfg.MaxConns, DefaultMaxConns},
+		{&cfg.MaxPreAuth, DefaultMaxPreAuth},
+		{&cfg.MaxPreAuthPerSource, DefaultMaxPreAuthPerSource},
+		{&cfg.MaxChannelsPerConn, DefaultMaxChannelsPerConn},
+		{&cfg.MaxChannelsPerName, DefaultMaxChannelsPerName},
+		{&cfg.MaxForwards, DefaultMaxForwards},
+	} {
+		if *v.p <= 0 {
+			*v.p = v.def
+		}
 	}
 	if cfg.Ciphers == nil {
 		cfg.Ciphers = defaultCiphers
@@ -127,15 +184,23 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s := &Server{
 		cfg:       cfg,
 		ftpHost:   host,
-		ftpIP:     net.ParseIP(host),
 		ftpPort:   port,
 		log:       cfg.Logger,
+		reserved:  map[int]struct{}{ExasolDatabasePort: {}},
 		listeners: map[net.Listener]struct{}{},
 		ownPorts:  map[int]struct{}{},
 		peers:     map[*peer]struct{}{},
+		perSource: map[string]int{},
+		perName:   map[string]int{},
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.refusals = newBurstLog(s.log, refusalBurst)
+	for _, r := range cfg.ReservedPorts {
+		if r != port {
+			s.reserved[r] = struct{}{}
+		}
 	}
 	signers, err := cfg.Keys.hostSigners()
 	if err != nil {
@@ -156,6 +221,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 }
 
 func (s *Server) publicKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+	if meta.User() != s.cfg.User {
+		return nil, fmt.Errorf("user %q is not the tunnel user %q (settings ssh_client.user)", meta.User(), s.cfg.User)
+	}
 	fp := ssh.FingerprintSHA256(key)
 	conn, ok, err := s.cfg.Keys.authorizedConnection(key)
 	if err != nil {
@@ -188,8 +256,13 @@ func (s *Server) authLog(meta ssh.ConnMetadata, method string, err error) {
 }
 
 // Serve accepts SSH connections on ln until ctx ends or Close or Shutdown
-// is called; then it returns nil (ln is closed). Any other accept error is
-// returned. Serve may be called for several listeners.
+// is called; then it returns nil (ln is closed). Accept errors other than
+// a closed listener (EMFILE, ENFILE, ECONNABORTED, timeouts) never end it:
+// it waits 5 ms, doubling to 1 s, and accepts again, and Health reports
+// them. It returns an error only when ln was closed by someone else; ln
+// is closed then too, and Serve may be called again with a new listener
+// (Health counts that as a restart). Serve may be called for several
+// listeners.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.mu.Lock()
 	if s.closing {
@@ -198,8 +271,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return nil
 	}
 	s.listeners[ln] = struct{}{}
-	if ta, ok := ln.Addr().(*net.TCPAddr); ok && (ta.IP.IsUnspecified() || s.sameHost(ta.IP.String())) {
+	if ta, ok := ln.Addr().(*net.TCPAddr); ok {
 		s.ownPorts[ta.Port] = struct{}{}
+	}
+	if s.health.failed {
+		s.health.failed = false
+		s.health.restarts++
 	}
 	s.mu.Unlock()
 	stop := context.AfterFunc(ctx, func() { s.Close() })
@@ -215,32 +292,142 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			if closing {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				time.Sleep(backoff)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				err = fmt.Errorf("tunnel: SSH server on %s: accept: %w", ln.Addr(), err)
+				s.mu.Lock()
+				delete(s.listeners, ln)
+				s.health.failed = true
+				s.health.lastErr, s.health.lastErrAt = err, time.Now()
+				s.mu.Unlock()
+				ln.Close()
+				return err
 			}
-			return fmt.Errorf("tunnel: SSH server on %s: accept: %w", ln.Addr(), err)
+			// Out of file descriptors, an aborted connection, a timeout:
+			// wait and accept again, as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.mu.Lock()
+			s.health.acceptErrors++
+			s.health.lastErr, s.health.lastErrAt = err, time.Now()
+			s.mu.Unlock()
+			s.refusals.warn("accept", "tunnel: accept failed; retrying", "addr", ln.Addr().String(), "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+			}
+			continue
 		}
 		backoff = 0
-		p := &peer{nc: newTransportConn(nc), remote: nc.RemoteAddr().String(), targets: map[net.Conn]struct{}{}}
+		p := &peer{nc: newTransportConn(nc), remote: nc.RemoteAddr().String(), targets: map[net.Conn]struct{}{},
+			exp: newExpectations(s.cfg.ExpectWindow)}
+		p.source = p.remote
+		if h, _, err := net.SplitHostPort(p.remote); err == nil {
+			p.source = h
+		}
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
 			nc.Close()
 			return nil
 		}
-		if len(s.peers) >= s.cfg.MaxConns {
-			s.mu.Unlock()
-			s.log.Warn("tunnel: refused connection: too many connections", "remote", p.remote, "max", s.cfg.MaxConns)
-			nc.Close()
-			continue
-		}
+		s.admitPreAuth(p)
 		s.peers[p] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go s.handle(p)
+	}
+}
+
+// admitPreAuth counts p as not yet authenticated, dropping the oldest such
+// connection of its source address, or of all, when a cap is reached: a
+// flood of connections that never log in cannot keep a client out, it only
+// shortens its own connections' lives. s.mu is held.
+func (s *Server) admitPreAuth(p *peer) {
+	s.seq++
+	p.seq = s.seq
+	for _, perSource := range []bool{true, false} {
+		limit, n := s.cfg.MaxPreAuth, s.preAuth
+		if perSource {
+			limit, n = s.cfg.MaxPreAuthPerSource, s.perSource[p.source]
+		}
+		if n < limit {
+			continue
+		}
+		var oldest *peer
+		for q := range s.peers {
+			if q.preAuth && (!perSource || q.source == p.source) && (oldest == nil || q.seq < oldest.seq) {
+				oldest = q
+			}
+		}
+		if oldest == nil {
+			continue
+		}
+		s.leavePreAuth(oldest)
+		oldest.dropped = true
+		oldest.nc.abort()
+		if perSource {
+			s.refusals.warn("preauth-source", "tunnel: dropped the oldest unauthenticated connection of a source address to make room",
+				"remote", oldest.remote, "max_per_source", s.cfg.MaxPreAuthPerSource)
+		} else {
+			s.refusals.warn("preauth", "tunnel: dropped the oldest unauthenticated connection to make room",
+				"remote", oldest.remote, "max", s.cfg.MaxPreAuth)
+		}
+	}
+	p.preAuth = true
+	s.preAuth++
+	s.perSource[p.source]++
+}
+
+// leavePreAuth stops counting p as unauthenticated. s.mu is held.
+func (s *Server) leavePreAuth(p *peer) {
+	if !p.preAuth {
+		return
+	}
+	p.preAuth = false
+	s.preAuth--
+	if s.perSource[p.source]--; s.perSource[p.source] <= 0 {
+		delete(s.perSource, p.source)
+	}
+}
+
+// ServerHealth is the state of the server's accept loops and its load.
+type ServerHealth struct {
+	// Listening: at least one Serve is accepting.
+	Listening bool
+	// Restarts counts the Serve calls that followed a Serve that ended
+	// with an error.
+	Restarts int
+	// AcceptErrors counts accept errors survived (EMFILE, ENFILE, …).
+	AcceptErrors uint64
+	// LastErr is the last accept error (nil if none) and LastErrAt when.
+	LastErr   error
+	LastErrAt time.Time
+	// Conns, PreAuth and Forwards are the authenticated SSH connections,
+	// those not yet authenticated, and the open forwarded connections.
+	Conns, PreAuth, Forwards int
+}
+
+type serveHealth struct {
+	failed       bool // the last Serve to end ended with an error
+	restarts     int
+	acceptErrors uint64
+	lastErr      error
+	lastErrAt    time.Time
+}
+
+// Health reports the state of the server's accept loops and its load, for
+// STATUS.
+func (s *Server) Health() ServerHealth {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return ServerHealth{
+		Listening:    len(s.listeners) > 0 && !s.closing,
+		Restarts:     s.health.restarts,
+		AcceptErrors: s.health.acceptErrors,
+		LastErr:      s.health.lastErr,
+		LastErrAt:    s.health.lastErrAt,
+		Conns:        s.authed,
+		PreAuth:      s.preAuth,
+		Forwards:     s.forwards,
 	}
 }
 
@@ -257,6 +444,7 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+	s.refusals.close()
 	return nil
 }
 
@@ -304,22 +492,60 @@ func (s *Server) handle(p *peer) {
 		delete(s.peers, p)
 		s.mu.Unlock()
 	}()
+	defer func() {
+		s.mu.Lock()
+		s.leavePreAuth(p)
+		if p.authed {
+			p.authed = false
+			s.authed--
+		}
+		s.mu.Unlock()
+	}()
 	p.nc.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	sc, chans, reqs, err := ssh.NewServerConn(p.nc, s.ssh)
 	if err != nil {
+		s.mu.Lock()
+		dropped := p.dropped
+		s.mu.Unlock()
 		var ne net.Error
 		var ae *ssh.ServerAuthError
-		if errors.As(err, &ne) && ne.Timeout() {
-			s.log.Warn("tunnel: dropped connection: no complete handshake within the deadline", "remote", p.remote, "timeout", s.cfg.HandshakeTimeout)
-		} else if errors.As(err, &ae) {
+		switch {
+		case dropped:
+			// Logged (once per burst) where it was dropped.
+		case errors.As(err, &ne) && ne.Timeout():
+			s.refusals.warn("deadline", "tunnel: dropped connection: no complete handshake within the deadline", "remote", p.remote, "timeout", s.cfg.HandshakeTimeout)
+		case errors.As(err, &ae):
 			s.log.Warn("tunnel: refused connection: authentication failed (only authorized public keys are accepted)", "remote", p.remote, "attempts", len(ae.Errors))
-		} else {
-			s.log.Warn("tunnel: handshake failed", "remote", p.remote, "err", err)
+		default:
+			s.refusals.warn("handshake", "tunnel: handshake failed", "remote", p.remote, "err", err)
 		}
 		return
 	}
 	p.nc.SetDeadline(time.Time{})
 	conn := sc.Permissions.Extensions[ExtConnection]
+	s.mu.Lock()
+	s.leavePreAuth(p)
+	full := s.authed >= s.cfg.MaxConns
+	if !full && !p.dropped {
+		p.authed = true
+		p.name = conn
+		s.authed++
+	}
+	s.mu.Unlock()
+	if full || !p.authed {
+		if full {
+			s.refusals.warn("conns", "tunnel: refused connection: too many connections", "remote", p.remote, "connection", conn, "max", s.cfg.MaxConns)
+		}
+		sc.Close()
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); ssh.DiscardRequests(reqs) }()
+		for nch := range chans {
+			nch.Reject(ssh.ResourceShortage, "too many connections")
+		}
+		wg.Wait()
+		return
+	}
 	log := s.log.With("remote", p.remote, "connection", conn)
 	log.Info("tunnel: SSH connection accepted", "user", sc.User(), "key", sc.Permissions.Extensions[ExtFingerprint])
 
@@ -370,74 +596,117 @@ func (s *Server) channel(nch ssh.NewChannel, p *peer, log *slog.Logger, wg *sync
 	case "direct-tcpip":
 		var m directTCPIP
 		if err := ssh.Unmarshal(nch.ExtraData(), &m); err != nil {
-			log.Warn("tunnel: refused malformed direct-tcpip request")
+			s.refusals.warn("malformed:"+p.remote, "tunnel: refused malformed direct-tcpip request", "remote", p.remote, "connection", p.name)
 			nch.Reject(ssh.ConnectionFailed, "malformed direct-tcpip request")
 			return
 		}
-		target := net.JoinHostPort(m.Host, strconv.FormatUint(uint64(m.Port), 10))
-		if reason := s.refuseTarget(m.Host, m.Port); reason != "" {
-			log.Warn("tunnel: refused forwarding", "target", target, "reason", reason)
-			nch.Reject(ssh.Prohibited, "forwarding to "+target+" is not permitted: "+reason)
+		// The client names the address it dialled (which behind NAT or a
+		// relay is not the FTP host's own): the host is not checked, every
+		// forward goes to the archive FTP host.
+		asked := net.JoinHostPort(m.Host, strconv.FormatUint(uint64(m.Port), 10))
+		target := net.JoinHostPort(s.ftpHost, strconv.FormatUint(uint64(m.Port), 10))
+		if reason := s.refuseTarget(p, m.Port); reason != "" {
+			s.refusals.warn("target:"+p.remote+":"+reason, "tunnel: refused forwarding", "remote", p.remote, "connection", p.name,
+				"target", asked, "reason", reason)
+			nch.Reject(ssh.Prohibited, "forwarding to port "+strconv.FormatUint(uint64(m.Port), 10)+" is not permitted: "+reason)
 			return
 		}
-		if !p.openChannel() {
-			nch.Reject(ssh.ConnectionFailed, "shutting down")
+		if reason := s.openChannel(p); reason != "" {
+			s.refusals.warn("limit:"+p.name+":"+reason, "tunnel: refused forwarding: "+reason, "remote", p.remote, "connection", p.name)
+			nch.Reject(ssh.ResourceShortage, reason)
 			return
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer p.closeChannel()
-			s.forward(nch, target, p, log, wg)
+			defer s.closeChannel(p)
+			s.forward(nch, asked, target, int(m.Port) == s.ftpPort, p, log, wg)
 		}()
 	case "session":
-		log.Warn("tunnel: refused session channel (no shell, exec, subsystem, sftp or agent forwarding)")
+		s.refusals.warn("session:"+p.remote, "tunnel: refused session channel (no shell, exec, subsystem, sftp or agent forwarding)", "remote", p.remote, "connection", p.name)
 		nch.Reject(ssh.Prohibited, "only port forwarding to the archive FTP is permitted")
 	default:
-		log.Warn("tunnel: refused channel", "type", t)
+		s.refusals.warn("channel:"+p.remote, "tunnel: refused channel", "type", t, "remote", p.remote, "connection", p.name)
 		nch.Reject(ssh.UnknownChannelType, "only port forwarding to the archive FTP is permitted")
 	}
 }
 
-// refuseTarget returns why host:port may not be reached, or "" if it may.
-// The port rule: the archive FTP port, or any port from DataPortMin to
-// DataPortMax except the server's own listening ports; only on the archive
-// FTP host.
-func (s *Server) refuseTarget(host string, port uint32) string {
-	if !s.sameHost(host) {
-		return "not the archive FTP host " + s.ftpHost
-	}
+// refuseTarget returns why port of the archive FTP host may not be reached
+// by p, or "" if it may (see the package doc): the FTP port; a data port
+// the FTP server announced on a control connection of p within the
+// expectation window, once; when a control connection of p is in TLS, a
+// port of the passive range. The server's own ports, ExasolDatabasePort
+// and ReservedPorts never.
+func (s *Server) refuseTarget(p *peer, port uint32) string {
 	if int(port) == s.ftpPort {
 		return ""
-	}
-	if int(port) < s.cfg.DataPortMin || int(port) > s.cfg.DataPortMax {
-		return fmt.Sprintf("port is neither the FTP port %d nor a data port %d-%d", s.ftpPort, s.cfg.DataPortMin, s.cfg.DataPortMax)
 	}
 	s.mu.Lock()
 	_, own := s.ownPorts[int(port)]
 	s.mu.Unlock()
-	if own {
-		return "port is the SSH server's own"
+	if _, reserved := s.reserved[int(port)]; own || reserved || port < 1 || port > 65535 {
+		return "reserved port (the node's own services)"
 	}
+	if p.exp.take(int(port)) {
+		return ""
+	}
+	if p.exp.inTLS() {
+		if s.cfg.PassivePortMax == 0 {
+			return "an FTPS data port cannot be checked: set ssh_server.passive_ports to the archive FTP's passive port range"
+		}
+		if int(port) >= s.cfg.PassivePortMin && int(port) <= s.cfg.PassivePortMax {
+			return ""
+		}
+		return fmt.Sprintf("not in the passive port range %d-%d (ssh_server.passive_ports)", s.cfg.PassivePortMin, s.cfg.PassivePortMax)
+	}
+	return fmt.Sprintf("neither the archive FTP port %d nor a data port it announced on this SSH connection", s.ftpPort)
+}
+
+// openChannel counts a forward of p against the caps, or returns which
+// cap refuses it.
+func (s *Server) openChannel(p *peer) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.closed:
+		return "connection closing"
+	case p.channels >= s.cfg.MaxChannelsPerConn:
+		return fmt.Sprintf("too many forwarded connections on this SSH connection (%d)", s.cfg.MaxChannelsPerConn)
+	case s.perName[p.name] >= s.cfg.MaxChannelsPerName:
+		return fmt.Sprintf("too many forwarded connections of connection %s (%d)", p.name, s.cfg.MaxChannelsPerName)
+	case s.forwards >= s.cfg.MaxForwards:
+		return fmt.Sprintf("too many forwarded connections on this node (%d)", s.cfg.MaxForwards)
+	}
+	p.channels++
+	s.perName[p.name]++
+	s.forwards++
 	return ""
 }
 
-func (s *Server) sameHost(host string) bool {
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if s.ftpIP != nil {
-		ip := net.ParseIP(host)
-		return ip != nil && ip.Equal(s.ftpIP)
+func (s *Server) closeChannel(p *peer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p.mu.Lock()
+	p.channels--
+	p.mu.Unlock()
+	if s.perName[p.name]--; s.perName[p.name] <= 0 {
+		delete(s.perName, p.name)
 	}
-	return strings.EqualFold(host, s.ftpHost)
+	s.forwards--
 }
 
-func (s *Server) forward(nch ssh.NewChannel, target string, p *peer, log *slog.Logger, wg *sync.WaitGroup) {
+// forward connects to target on the archive FTP host and copies both ways;
+// control (a connection to the FTP port) is tracked for the data ports it
+// announces.
+func (s *Server) forward(nch ssh.NewChannel, asked, target string, control bool, p *peer, log *slog.Logger, wg *sync.WaitGroup) {
 	// No TCP keepalive towards the archive FTP: it runs on this node, and
 	// the SSH side has its own; one forward per file saves four setsockopt.
 	d := net.Dialer{Timeout: s.cfg.DialTimeout, KeepAlive: -1}
 	tc, err := d.Dial("tcp", target)
 	if err != nil {
-		log.Warn("tunnel: archive FTP unreachable", "target", target, "err", err)
+		s.refusals.warn("unreachable", "tunnel: archive FTP unreachable", "target", target, "err", err)
 		nch.Reject(ssh.ConnectionFailed, "archive FTP "+target+" unreachable")
 		return
 	}
@@ -452,13 +721,19 @@ func (s *Server) forward(nch ssh.NewChannel, target string, p *peer, log *slog.L
 		tc.Close()
 		return
 	}
-	log.Debug("tunnel: forwarding", "target", target)
+	log.Debug("tunnel: forwarding", "target", target, "asked", asked)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		ssh.DiscardRequests(reqs)
 	}()
-	proxy(ch, tc, p.nc.lost)
+	var up, down func([]byte)
+	if control {
+		tr := newFTPTrack(p.exp)
+		defer tr.close()
+		up, down = tr.client, tr.server
+	}
+	proxy(ch, tc, p.nc.lost, up, down)
 }
 
 // proxyBuffer is the copy buffer of each direction of a forwarded
@@ -475,23 +750,40 @@ const proxyBuffer = 256 << 10
 var proxyBuffers = sync.Pool{New: func() any { b := make([]byte, proxyBuffer); return &b }}
 
 // copyPooled is io.CopyBuffer with a buffer from proxyBuffers, using only
-// Read and Write.
-func copyPooled(dst io.Writer, src io.Reader) (int64, error) {
+// Read and Write. tap, if not nil, sees every chunk read before it is
+// written.
+func copyPooled(dst io.Writer, src io.Reader, tap func([]byte)) (int64, error) {
 	b := proxyBuffers.Get().(*[]byte)
 	defer proxyBuffers.Put(b)
+	if tap != nil {
+		dst = tapWriter{dst, tap}
+	}
 	return io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *b)
+}
+
+// tapWriter shows what is written to tap first.
+type tapWriter struct {
+	w   io.Writer
+	tap func([]byte)
+}
+
+func (t tapWriter) Write(p []byte) (int, error) {
+	t.tap(p)
+	return t.w.Write(p)
 }
 
 // proxy copies both ways, passing half-closes on, until both directions
 // end; an error in either direction closes both. When the SSH connection
 // broke (lost), the archive FTP connection is reset rather than half-closed,
 // so the FTP server aborts a STOR instead of completing a truncated file.
-func proxy(ch ssh.Channel, tc net.Conn, lost func() bool) {
+// up and down, if not nil, see the bytes from the client and from the
+// archive FTP before they are passed on.
+func proxy(ch ssh.Channel, tc net.Conn, lost func() bool, up, down func([]byte)) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_, err := copyPooled(tc, ch)
+		_, err := copyPooled(tc, ch, up)
 		if err == nil && lost() {
 			err = ErrConnectionLost
 		}
@@ -507,7 +799,7 @@ func proxy(ch ssh.Channel, tc net.Conn, lost func() bool) {
 			cw.CloseWrite()
 		}
 	}()
-	_, err := copyPooled(ch, tc)
+	_, err := copyPooled(ch, tc, down)
 	if err != nil {
 		tc.Close()
 		ch.Close()
@@ -517,22 +809,6 @@ func proxy(ch ssh.Channel, tc net.Conn, lost func() bool) {
 	wg.Wait()
 	ch.Close()
 	tc.Close()
-}
-
-func (p *peer) openChannel() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return false
-	}
-	p.channels++
-	return true
-}
-
-func (p *peer) closeChannel() {
-	p.mu.Lock()
-	p.channels--
-	p.mu.Unlock()
 }
 
 func (p *peer) addTarget(c net.Conn) bool {

@@ -209,7 +209,7 @@ func TestServerPolicy(t *testing.T) {
 	allowed := true
 	var mu sync.Mutex
 	srv := startServer(t, listenOn(t, ipServer), p.server, target.Addr().String(), func(cfg *ServerConfig) {
-		cfg.DataPortMin, cfg.DataPortMax = 40000, 40010
+		cfg.PassivePortMin, cfg.PassivePortMax = 40000, 40010
 		cfg.AllowConnection = func(c string) bool { mu.Lock(); defer mu.Unlock(); return allowed && c == "C1" }
 	})
 	c, _ := newClient(t, p.client, []string{srv.Addr}, func(cfg *ClientConfig) { cfg.FTPHost = ipFTP })
@@ -219,18 +219,29 @@ func TestServerPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn.Close()
-	for _, tg := range []string{ipFTP + ":39999", ipFTP + ":40011", ipOther + ":" + tport} {
+	// Another host: the archive FTP host is reached all the same.
+	conn, err = c.DialContext(ctx, "tcp", ipOther+":"+tport)
+	if err != nil {
+		t.Fatalf("forward asked for another host: %v", err)
+	}
+	conn.Close()
+	srv.Log.waitFor(t, time.Second, "tunnel: forwarding", "target="+target.Addr().String(), "asked="+ipOther+":"+tport)
+	// Unannounced ports are refused, in the passive range too while no
+	// control connection is in TLS.
+	for _, tg := range []string{ipFTP + ":39999", ipFTP + ":40005", ipOther + ":8563"} {
 		if _, err := c.DialContext(ctx, "tcp", tg); err == nil || !strings.Contains(err.Error(), "refused by peer") {
 			t.Errorf("dial %s: %v", tg, err)
 		}
-		srv.Log.waitFor(t, time.Second, "refused forwarding", "target="+tg)
 	}
-	// A data port in range is permitted (nothing listens there).
-	if _, err := c.DialContext(ctx, "tcp", ipFTP+":40005"); err == nil || !strings.Contains(err.Error(), "unreachable") {
-		t.Errorf("dial to a data port: %v", err)
+	srv.Log.waitFor(t, time.Second, "refused forwarding", "target="+ipFTP+":39999")
+	// Another user name is refused at authentication.
+	if sc, err := ssh.Dial("tcp", srv.Addr, &ssh.ClientConfig{User: "x", Auth: []ssh.AuthMethod{ssh.PublicKeys(mustSigner(t, p.client))}, HostKeyCallback: ssh.InsecureIgnoreHostKey()}); err == nil {
+		sc.Close()
+		t.Fatal("user x accepted")
 	}
+	srv.Log.waitFor(t, time.Second, "refused public key", `user=x`, "is not the tunnel user")
 	// Sessions are refused to our client as well.
-	sc, err := ssh.Dial("tcp", srv.Addr, &ssh.ClientConfig{User: "x", Auth: []ssh.AuthMethod{ssh.PublicKeys(mustSigner(t, p.client))}, HostKeyCallback: ssh.InsecureIgnoreHostKey()})
+	sc, err := ssh.Dial("tcp", srv.Addr, &ssh.ClientConfig{User: DefaultUser, Auth: []ssh.AuthMethod{ssh.PublicKeys(mustSigner(t, p.client))}, HostKeyCallback: ssh.InsecureIgnoreHostKey()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -704,32 +715,29 @@ func TestShutdownWaitsForTunnels(t *testing.T) {
 	}
 }
 
+// TestServerConnectionCap: MaxConns caps authenticated connections; one
+// more is closed after its login, with a log line.
 func TestServerConnectionCap(t *testing.T) {
+	echo := echoServer(t, ipLeak)
 	p := newPair(t)
-	srv := startServer(t, listenOn(t, ipServer), p.server, ipLeak+":21", func(cfg *ServerConfig) {
+	srv := startServer(t, listenOn(t, ipServer), p.server, echo.Addr().String(), func(cfg *ServerConfig) {
 		cfg.MaxConns = 2
-		cfg.HandshakeTimeout = 5 * time.Second
 	})
 	for i := 0; i < 2; i++ {
-		c, err := net.Dial("tcp", srv.Addr)
+		c, _ := newClient(t, p.client, []string{srv.Addr}, func(cfg *ClientConfig) { cfg.FTPHost = ipLeak })
+		conn, err := c.DialContext(context.Background(), "tcp", echo.Addr().String())
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("connection %d: %v", i, err)
 		}
-		defer c.Close()
-		// The server's version banner: the connection is being served.
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		if b, err := bufio.NewReader(c).ReadString('\n'); err != nil || !strings.HasPrefix(b, "SSH-2.0-") {
-			t.Fatalf("connection %d: %q %v", i, b, err)
-		}
+		defer conn.Close()
 	}
-	c, err := net.Dial("tcp", srv.Addr)
-	if err != nil {
-		t.Fatal(err)
+	c, _ := newClient(t, p.client, []string{srv.Addr}, func(cfg *ClientConfig) { cfg.FTPHost = ipLeak })
+	if conn, err := c.DialContext(context.Background(), "tcp", echo.Addr().String()); err == nil {
+		conn.Close()
+		t.Fatal("third connection served")
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(3 * time.Second))
-	if n, err := c.Read(make([]byte, 64)); err == nil {
-		t.Fatalf("third connection got %d bytes; want it closed", n)
+	srv.Log.waitFor(t, time.Second, "too many connections", "max=2")
+	if h := srv.Health(); h.Conns != 2 {
+		t.Fatalf("health: %+v, want 2 connections", h)
 	}
-	srv.Log.waitFor(t, time.Second, "too many connections")
 }
