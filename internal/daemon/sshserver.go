@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"backupsync/internal/config"
 	"backupsync/internal/tunnel"
@@ -28,8 +29,26 @@ func (d *Daemon) startSSH() {
 			archiveFTP = ss.ArchiveFTP
 		}
 	}
+	lo, hi, err := s.SSHServer.PassiveRange()
+	if err != nil { // validated when the settings were read
+		d.Logger.Error("SSH server not started", "error", err)
+		return
+	}
+	// The node's own services are never forwarded, whatever the archive
+	// FTP announces (the server adds its own port and the database's).
+	var reserved []int
+	for _, p := range s.ServedPorts() {
+		reserved = append(reserved, p.Port)
+	}
+	user := ""
+	if sc := d.current().SSHClient; sc != nil {
+		user = sc.User
+	}
 	srv, err := tunnel.NewServer(tunnel.ServerConfig{
 		Keys: d.keys, ArchiveFTP: archiveFTP, Logger: d.Logger,
+		User:           user,
+		PassivePortMin: lo, PassivePortMax: hi,
+		ReservedPorts:   reserved,
 		AllowConnection: d.serves,
 	})
 	if err != nil {
@@ -45,12 +64,52 @@ func (d *Daemon) startSSH() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := srv.Serve(ctx, ln); err != nil {
-			d.Logger.Error("SSH server stopped", "error", err)
-		}
+		d.serveSSH(ctx, srv, listen, ln)
 	}()
 	d.sshServer, d.sshCancel, d.sshDone = srv, cancel, done
 	d.Logger.Info("SSH server started", "listen", ln.Addr().String(), "archive_ftp", archiveFTP)
+}
+
+// serveSSH runs srv on ln until ctx ends. Serve survives accept errors
+// (out of file descriptors included) and returns early only when its
+// listener was closed under it: then the listener is opened again on
+// listen, waiting 1 s, doubling to 30 s, between attempts, and the server
+// serves on (its Health counts the restart).
+func (d *Daemon) serveSSH(ctx context.Context, srv *tunnel.Server, listen string, ln net.Listener) {
+	wait := time.Second
+	for {
+		err := srv.Serve(ctx, ln)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		d.Logger.Error("SSH server stopped accepting; restarting it", "listen", listen, "error", err)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, 30*time.Second)
+			if ln, err = net.Listen("tcp", listen); err == nil {
+				break
+			}
+			d.Logger.Error("SSH server not restarted; retrying", "listen", listen, "error", err, "retry_in", wait)
+		}
+		d.Logger.Info("SSH server restarted", "listen", ln.Addr().String())
+		wait = time.Second
+	}
+}
+
+// SSHHealth reports the tunnel server's health for STATUS; ok is false
+// when no server runs (no activated SSH = server connection).
+func (d *Daemon) SSHHealth() (h tunnel.ServerHealth, ok bool) {
+	d.mu.Lock()
+	srv := d.sshServer
+	d.mu.Unlock()
+	if srv == nil {
+		return h, false
+	}
+	return srv.Health(), true
 }
 
 // serves reports whether a tunnel of connection name may be opened now:
