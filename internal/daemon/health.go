@@ -3,7 +3,6 @@ package daemon
 import (
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"backupsync/internal/config"
@@ -75,28 +74,6 @@ func (d *Daemon) connectionHealth(name string, now time.Time) health.Health {
 		h.NextRun = st.Next
 	}
 	return h
-}
-
-// HealthLines is each copying connection's health in one line, for
-// GETLOG's head and STATUS.
-func (d *Daemon) HealthLines() []string {
-	hs := d.Health(time.Now())
-	lines := make([]string, len(hs))
-	for i, h := range hs {
-		lines[i] = h.Connection + ": " + h.Line()
-	}
-	return lines
-}
-
-// ConnectionFailing reports whether connection name's last cycle on this
-// node failed.
-func (d *Daemon) ConnectionFailing(name string) bool {
-	for _, c := range d.copying() {
-		if strings.EqualFold(c.Name, name) {
-			return d.health.Get(c.Name, time.Now()).Failing
-		}
-	}
-	return false
 }
 
 // ConnectionHealth is c's health on this node in one line and whether it

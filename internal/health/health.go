@@ -172,8 +172,12 @@ type Health struct {
 	Connection string `json:"connection"`
 	State      State  `json:"health"`
 	// Failing is true while the last cycle failed, also while a new
-	// cycle runs: a retry is not a recovery.
+	// cycle runs: a retry is not a recovery, and State stays Failing.
 	Failing bool `json:"failing"`
+	// Running: a cycle runs now (State is Running unless Failing).
+	Running bool `json:"running"`
+	// RunningSince is when the running cycle started.
+	RunningSince time.Time `json:"running_since,omitzero"`
 	// Since: failing since the start of the first failed cycle in a row;
 	// running since the cycle's start; ok since the last good cycle ended.
 	Since time.Time `json:"since,omitzero"`
@@ -220,7 +224,10 @@ func (t *Tracker) Get(conn string, now time.Time) Health {
 		h.LagSeconds = max(0, h.Lag.Seconds())
 	}
 	if r.running {
-		h.State, h.Since = Running, r.started
+		h.Running, h.RunningSince = true, r.started
+		if !h.Failing {
+			h.State, h.Since = Running, r.started
+		}
 		if r.progress != nil {
 			s := r.progress.Snapshot(now)
 			h.Progress = &s
@@ -233,21 +240,24 @@ func (t *Tracker) Get(conn string, now time.Time) Health {
 //
 //	ok, lag 0s, last cycle 2026-12-06T01:20:03Z, next run 2026-12-06T01:22:00Z
 //	failing since 2026-12-06T01:20:00Z (3 cycles), lag 6m12s: <cause>; next: <step>
-//	running since 2026-12-06T01:22:00Z: 3 of 10 files, 1.2 MiB of 4.0 MiB, 45.3 MiB/s, ETA 1m05s; lag 2m00s
+//	running since 2026-12-06T01:22:00Z: 3 of 10 files, 1.2 MiB of 4.0 MiB, 45.3 MiB/s, ETA 1m05s, lag 2m00s
+//	failing since 2026-12-06T01:20:00Z (3 cycles), retrying: listing both sides, lag 6m12s: <cause>; next: <step>
 //	never ran, next run 2026-12-06T01:22:00Z
 func (h Health) Line() string {
 	var b strings.Builder
 	b.WriteString(string(h.State))
-	switch h.State {
-	case Failing:
-		fmt.Fprintf(&b, " since %s (%d cycle%s)", display.Time(h.Since), h.Failures, plural(h.Failures))
-	case Running:
-		fmt.Fprintf(&b, " since %s", display.Time(h.Since))
+	if h.State == Failing {
+		fmt.Fprintf(&b, " since %s (%d cycle%s)", display.Time(h.FailingSince), h.Failures, plural(h.Failures))
+		if h.Running {
+			b.WriteString(", retrying")
+		}
+	}
+	if h.Running {
+		if h.State == Running {
+			fmt.Fprintf(&b, " since %s", display.Time(h.RunningSince))
+		}
 		if p := h.Progress; p != nil {
 			fmt.Fprintf(&b, ": %s", ProgressText(*p))
-		}
-		if h.Failing {
-			fmt.Fprintf(&b, "; failing since %s (%d cycle%s)", display.Time(h.FailingSince), h.Failures, plural(h.Failures))
 		}
 	}
 	if h.LagKnown {
@@ -267,6 +277,9 @@ func (h Health) Line() string {
 
 // ProgressText is a running cycle's progress in one phrase.
 func ProgressText(p sync.ProgressSnapshot) string {
+	if p.Started.IsZero() {
+		return "listing both sides"
+	}
 	s := fmt.Sprintf("%d of %d files, %s of %s, %s", p.FilesDone, p.FilesTotal,
 		display.Bytes(p.BytesDone), display.Bytes(p.BytesTotal), display.Rate(p.Rate))
 	if eta := p.ETA(); eta > 0 {

@@ -98,11 +98,22 @@ func TestRunningShowsProgressAndFailing(t *testing.T) {
 	p := &sync.Progress{}
 	tr.Start("C", at(2), p)
 	h := tr.Get("C", at(3))
-	if h.State != Running || !h.Failing || h.Progress == nil {
+	if h.State != Failing || !h.Running || h.Progress == nil {
+		t.Fatalf("retrying: %+v", h)
+	}
+	if line := h.Line(); !strings.HasPrefix(line, "failing since 2026-12-06T01:00:00Z (1 cycle), retrying: listing both sides, lag 3m00s: ") {
+		t.Errorf("line %q", line)
+	}
+	// The retry succeeds and the next cycle runs: running, with progress.
+	tr.Finish("C", Outcome{Started: at(2), Finished: at(4), Listed: true})
+	tr.Start("C", at(5), p)
+	p.Begin(10, 4<<20, at(5))
+	p.Moved(1 << 20)
+	h = tr.Get("C", at(6))
+	if h.State != Running || h.Failing {
 		t.Fatalf("running: %+v", h)
 	}
-	line := h.Line()
-	if !strings.HasPrefix(line, "running since 2026-12-06T01:02:00Z: 0 of 0 files") || !strings.Contains(line, "failing since") {
+	if line := h.Line(); !strings.HasPrefix(line, "running since 2026-12-06T01:05:00Z: 0 of 10 files, 1.0 MiB of 4.0 MiB, 17.1 KiB/s, ETA 3m00s, lag 0s") {
 		t.Errorf("line %q", line)
 	}
 }

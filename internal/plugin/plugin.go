@@ -99,9 +99,6 @@ type Runtime interface {
 	ConnectionHealth(c config.Connection) (line string, failing bool)
 	// ConnectionStatus is the rest of STATUS CONN: schedule, last cycle.
 	ConnectionStatus(name string) []string
-	// HealthLines is every connection's health, one line each, for the
-	// head of GETLOG.
-	HealthLines() []string
 }
 
 // Node is the plugin on one node.
@@ -170,7 +167,7 @@ func (n *Node) call(verb, arg string) (Result, error) {
 	case "DEACTIVATE":
 		return n.deactivate(st, arg)
 	case "GETLOG":
-		return n.getLog(arg), nil
+		return n.getLog(st, arg), nil
 	}
 	return Result{}, fmt.Errorf("%w %q", ErrUnknownVerb, verb) // unreachable: Functions lists every verb
 }

@@ -400,7 +400,7 @@ func (n *Node) deactivate(st *state, name string) (Result, error) {
 // DefaultLogLines is what GETLOG returns without an argument.
 const DefaultLogLines = 200
 
-func (n *Node) getLog(arg string) Result {
+func (n *Node) getLog(st *state, arg string) Result {
 	lines := DefaultLogLines
 	if arg != "" {
 		v, err := strconv.Atoi(arg)
@@ -416,13 +416,13 @@ func (n *Node) getLog(arg string) Result {
 	if err != nil {
 		return failed("getlog: %v", err)
 	}
-	if n.Runtime != nil {
-		// Health first: the verdict before the evidence.
-		var head []string
-		for _, h := range n.Runtime.HealthLines() {
-			head = append(head, "health: "+h)
-		}
-		tail = append(head, tail...)
+	// Health first: the verdict before the evidence.
+	conns, _ := n.connections() // a configuration that does not load is in the log
+	var head []string
+	for _, c := range conns {
+		line, _ := n.health(st, c)
+		head = append(head, "health: "+c.Name+": "+line)
 	}
+	tail = append(head, tail...)
 	return ok("%s", strings.Join(tail, "\n"))
 }

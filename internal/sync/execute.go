@@ -115,7 +115,7 @@ func Execute(ctx context.Context, plan Plan, src Source, dst Destination, opt Op
 	for _, a := range copies {
 		total += a.Size - a.From
 	}
-	opt.Progress.begin(len(copies), total, time.Now())
+	opt.Progress.Begin(len(copies), total, time.Now())
 	s := newScheduler(ctx, copies, opt.Drain)
 	defer context.AfterFunc(ctx, s.stop)()
 	if opt.Drain != nil {
@@ -196,7 +196,7 @@ func (e *executor) record(a Action, n int64, err error) {
 		e.res.Failed = append(e.res.Failed, Failure{Path: archive.DisplayName(a.Path), Op: a.Op.String(), Error: archive.DisplayName(err.Error())})
 	} else {
 		if a.Op == OpCopy || a.Op == OpResume || a.Op == OpReplace {
-			e.opt.Progress.fileDone()
+			e.opt.Progress.FileDone()
 		}
 		if a.Op == OpCopy || a.Op == OpResume || a.Op == OpReplace {
 			if e.res.Completed == nil {
@@ -288,7 +288,7 @@ func (e *executor) copyOnce(ctx context.Context, a Action) (int64, error) {
 	defer r.Close()
 	body := &guardedReader{r: r, left: a.Size - a.From, hash: h, want: want, ctx: ctx, limiter: e.limiter, progress: e.opt.Progress}
 	if err := e.dst.Publish(ctx, a.Path, body, a.Size, a.From); err != nil {
-		e.opt.Progress.moved(-body.n) // a retry moves them again
+		e.opt.Progress.Moved(-body.n) // a retry moves them again
 		if early != nil && early.failed() {
 			// The source could not be opened: whatever Publish began at the
 			// destination holds nothing.
@@ -367,7 +367,7 @@ func (g *guardedReader) Read(p []byte) (int, error) {
 	}
 	g.left -= int64(n)
 	g.n += int64(n)
-	g.progress.moved(int64(n))
+	g.progress.Moved(int64(n))
 	if g.hash != nil {
 		g.hash.Write(p[:n])
 	}
@@ -414,7 +414,7 @@ func (g *guardedReader) DirectTo(w io.Writer, n int64) (int64, error) {
 	m, err := d.DirectTo(w, n)
 	g.left -= m
 	g.n += m
-	g.progress.moved(m)
+	g.progress.Moved(m)
 	if g.limiter != nil && m > 0 {
 		if werr := g.limiter.WaitN(g.ctx, int(m)); werr != nil {
 			g.err = werr

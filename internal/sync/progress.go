@@ -38,8 +38,8 @@ func (s ProgressSnapshot) ETA() time.Duration {
 	return time.Duration(float64(left) / s.Rate * float64(time.Second))
 }
 
-// begin sets the work planned: files and bytes still to move.
-func (p *Progress) begin(files int, bytes int64, at time.Time) {
+// Begin sets the work planned: files and bytes still to move.
+func (p *Progress) Begin(files int, bytes int64, at time.Time) {
 	if p == nil {
 		return
 	}
@@ -50,15 +50,16 @@ func (p *Progress) begin(files int, bytes int64, at time.Time) {
 	p.mu.Unlock()
 }
 
-// moved counts n bytes delivered to the destination (negative: an attempt
+// Moved counts n bytes delivered to the destination (negative: an attempt
 // that failed gives its bytes back, so that done never exceeds total).
-func (p *Progress) moved(n int64) {
+func (p *Progress) Moved(n int64) {
 	if p != nil && n != 0 {
 		p.bytesDone.Add(n)
 	}
 }
 
-func (p *Progress) fileDone() {
+// FileDone counts one file copied and verified.
+func (p *Progress) FileDone() {
 	if p != nil {
 		p.filesDone.Add(1)
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -65,6 +66,8 @@ type ClientConfig struct {
 	// Keys holds the client key (created on first need, ed25519 unless an
 	// RSA key exists already) and the pinned host keys. Required.
 	Keys *KeyStore
+	// HostKeys is the host key policy; "" means HostKeysAcceptNew.
+	HostKeys HostKeyPolicy
 	// FTPHost is the host of the peer's archive FTP as its SSH server sees
 	// it. Empty means the host of the node the client is connected to (each
 	// Exasol node serves its archive FTP on its own IP). See DialContext.
@@ -142,6 +145,11 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.User == "" {
 		cfg.User = DefaultUser
 	}
+	policy, err := ParseHostKeyPolicy(string(cfg.HostKeys))
+	if err != nil {
+		return nil, fmt.Errorf("tunnel: client %q: %w", cfg.Connection, err)
+	}
+	cfg.HostKeys = policy
 	setDefault(&cfg.DialTimeout, DefaultDialTimeout)
 	setDefault(&cfg.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDefault(&cfg.KeepaliveInterval, DefaultKeepaliveInterval)
@@ -570,27 +578,34 @@ func (c *Client) connectNode(ctx context.Context, n nodeAddr, signers []ssh.Sign
 	var d net.Dialer
 	raw, err := d.DialContext(dctx, "tcp", n.addr)
 	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, &RefusedError{Connection: c.cfg.Connection, Node: n.addr, Reason: RefusedNotRunning, Err: err}
+		}
 		return nil, fail("connect: %w", err)
 	}
 	nc := newTransportConn(raw)
-	var hostAlgos []string
-	for _, p := range pinned {
-		hostAlgos = appendUnique(hostAlgos, hostKeyAlgorithms(p.Key)...)
-	}
-	var hkErr *HostKeyError
+	hk := newHostKeyCheck(c.cfg.Connection, n.addr, c.cfg.HostKeys, c.cfg.Keys.PinFile(c.cfg.Connection), pinned)
+	var bannerMu sync.Mutex
+	var banners []string
 	cfg := &ssh.ClientConfig{
 		User:              c.cfg.User,
 		Auth:              []ssh.AuthMethod{ssh.PublicKeys(signers...)},
-		HostKeyAlgorithms: hostAlgos,
-		HostKeyCallback: func(_ string, _ net.Addr, key ssh.PublicKey) error {
-			for _, p := range pinned {
-				if p.Key.Type() == key.Type() && string(p.Key.Marshal()) == string(key.Marshal()) {
-					return nil
-				}
+		HostKeyAlgorithms: hk.algorithms(),
+		HostKeyCallback: func(host string, addr net.Addr, key ssh.PublicKey) error {
+			err := hk.callback(host, addr, key)
+			if err != nil {
+				c.log.Warn("tunnel: refused host key", "node", n.addr, "fingerprint", ssh.FingerprintSHA256(key), "type", key.Type(),
+					"pinned", hk.err.PinnedFingerprint, "pins", len(pinned))
 			}
-			hkErr = &HostKeyError{Connection: c.cfg.Connection, Node: n.addr, Fingerprint: ssh.FingerprintSHA256(key), KeyType: key.Type(), Pinned: len(pinned)}
-			c.log.Warn("tunnel: refused host key", "node", n.addr, "fingerprint", hkErr.Fingerprint, "type", key.Type(), "pinned", len(pinned))
-			return hkErr
+			return err
+		},
+		BannerCallback: func(msg string) error {
+			bannerMu.Lock()
+			defer bannerMu.Unlock()
+			if len(banners) < 16 {
+				banners = append(banners, msg)
+			}
+			return nil
 		},
 		Timeout:       c.cfg.HandshakeTimeout,
 		ClientVersion: "SSH-2.0-backupsync",
@@ -602,8 +617,8 @@ func (c *Client) connectNode(ctx context.Context, n nodeAddr, signers []ssh.Sign
 	stopped := stop()
 	if err != nil {
 		nc.Close()
-		if hkErr != nil {
-			return nil, hkErr
+		if hk.err != nil {
+			return nil, hk.err
 		}
 		if !stopped || ctx.Err() != nil {
 			return nil, fail("handshake: %w", ctx.Err())
@@ -612,11 +627,43 @@ func (c *Client) connectNode(ctx context.Context, n nodeAddr, signers []ssh.Sign
 		if errors.As(err, &ne) && ne.Timeout() {
 			return nil, fail("handshake: no answer within %v: %w", c.cfg.HandshakeTimeout, err)
 		}
+		bannerMu.Lock()
+		refused := bannerRefusal(c.cfg.Connection, n.addr, banners, err)
+		bannerMu.Unlock()
+		if refused != nil {
+			c.log.Warn("tunnel: the remote refused this node's key", "node", n.addr, "reason", string(refused.Reason), "remote", refused.Detail)
+			return nil, refused
+		}
 		return nil, fail("handshake: %w", err)
+	}
+	client := ssh.NewClient(sc, chans, reqs)
+	if hk.firstUse != nil {
+		kl, pinnedNow, err := c.cfg.Keys.PinFirstUse(c.cfg.Connection, n.addr, hk.firstUse)
+		if err != nil {
+			client.Close()
+			return nil, err
+		}
+		if pinnedNow {
+			c.log.Info(fmt.Sprintf("pinned host key %s of %s for %s on first use", kl.Fingerprint(), n.addr, c.cfg.Connection),
+				"node", n.addr, "fingerprint", kl.Fingerprint(), "type", kl.Key.Type())
+		}
+	}
+	remoteNode, err := sayHello(client, c.cfg.Connection, n.addr, c.cfg.HandshakeTimeout)
+	if err != nil {
+		client.Close()
+		var re *RefusedError
+		if errors.As(err, &re) {
+			c.log.Warn("tunnel: connection names differ between the clusters", "node", n.addr, "remote_connection", re.Remote)
+			return nil, err
+		}
+		return nil, fail("%w", err)
+	}
+	if remoteNode != "" {
+		c.log.Debug("tunnel: remote node", "node", n.addr, "name", remoteNode)
 	}
 	nc.SetDeadline(time.Time{})
 	return &link{
-		client: ssh.NewClient(sc, chans, reqs),
+		client: client,
 		tc:     nc,
 		node:   n,
 		done:   make(chan struct{}),
@@ -644,29 +691,4 @@ func appendUnique(s []string, v ...string) []string {
 		}
 	}
 	return s
-}
-
-// HostKeyError is returned when a peer presents a host key that is not
-// pinned for the connection. Its message names the SHA256 fingerprint the
-// administrator must check and, if right, upload (the peer's SSHKEY line,
-// with UPLOAD_KEY); there is no trust on first use.
-type HostKeyError struct {
-	Connection  string
-	Node        string // the address dialed
-	Fingerprint string // "SHA256:…"
-	KeyType     string
-	Pinned      int // how many host keys are pinned for Connection
-}
-
-// Error names the connection, the node, the presented key's fingerprint and
-// type, and what the administrator must do.
-func (e *HostKeyError) Error() string {
-	if e.Pinned == 0 {
-		return fmt.Sprintf("tunnel %q: node %s presents host key %s (%s), but no host key is pinned for this connection: "+
-			"if that fingerprint is the peer's, upload the peer's SSHKEY line (comment backupsync-host:%s@<node>) with UPLOAD_KEY",
-			e.Connection, e.Node, e.Fingerprint, e.KeyType, e.Connection)
-	}
-	return fmt.Sprintf("tunnel %q: node %s presents host key %s (%s), which is not among the %d pinned for this connection (changed or unknown host key): "+
-		"if the change is expected, upload the peer's new SSHKEY line (comment backupsync-host:%s@<node>) with UPLOAD_KEY",
-		e.Connection, e.Node, e.Fingerprint, e.KeyType, e.Pinned, e.Connection)
 }

@@ -17,6 +17,7 @@
 //	    pending_keys             peer client keys uploaded, not yet activated
 //	    authorized_keys          peer client keys activated: they may log in as <Connection>
 //	    pinned_host_keys         peer host keys: the client role accepts only these
+//	  unbound_keys               peer client keys uploaded without a connection
 //
 // Private keys are created on first need. A node has one host key per type,
 // shared by all connections (an SSH server presents its host key before it
@@ -27,11 +28,18 @@
 // authorized_keys syntax, with the comments above; a newer key from the same
 // node replaces the older one.
 //
-// An uploaded text (UPLOAD_KEY) is routed line by line by its comment: a
-// "backupsync:C@n" line becomes a pending client key of connection C (server
-// role; Activate makes it authorized), a "backupsync-host:C@n" line a pinned
-// host key of C (client role). Any invalid line rejects the whole upload
-// with its line number, and nothing is changed.
+// An uploaded text (UPLOAD_KEY; ParseKeyLines) is routed key by key by its
+// comment: a "backupsync:C@n" key becomes a pending client key of connection
+// C (server role; Activate makes it authorized), a "backupsync-host:C@n" key
+// a pinned host key of C (client role; "backupsync-host:C@host:port" pins
+// the key of one address). A key with any other comment, or none (the
+// original plugin's RSA keys, "root@n0011.c0001.exacluster.local"), is
+// unbound: it waits in unbound_keys, named after the comment's node or
+// numbered ("key-1"), until the next SSHKEY of a server-role connection on
+// this node binds it to that connection (BindPending) and activates it.
+// Keys may be wrapped over lines the way a terminal prints them. Any invalid
+// key rejects the whole upload with its line number, and nothing is
+// changed.
 //
 // # Server role
 //
@@ -90,12 +98,28 @@
 // # Client role
 //
 // Client dials the peer's nodes in order (default port DefaultPort, user
-// DefaultUser), authenticates with the connection's client key, and accepts
-// only host keys pinned for the connection: there is no trust on first use,
-// and an unknown or changed key fails with a HostKeyError naming its SHA256
-// fingerprint. keepalive@openssh.com requests detect a dead peer; the next
-// dial reconnects, failing over to the next node when one is down. All
-// tunnelled connections share one SSH connection.
+// DefaultUser) and authenticates with the connection's client key. Host
+// keys (HostKeyPolicy): a key uploaded for the connection is accepted at
+// any node; while none is uploaded, in the default mode (accept-new, as
+// OpenSSH's) the first key an address presents in a successful login is
+// pinned for that address (PinFirstUse, logged "pinned host key SHA256:… of
+// ADDR for C on first use") and from then on only it is accepted there; a
+// changed key fails with a HostKeyError naming both fingerprints and how to
+// remove the pin. In "pinned" mode only uploaded keys count.
+//
+// A refused login says why (RefusedError): the server sends an
+// authentication banner "backupsync refused (REASON): …" — no-key to any
+// peer (it says only that the offered key is unknown), pending or
+// not-served only once the peer proved it holds the key (the decision is
+// made in VerifiedPublicKeyCallback); no banner names a connection. A TCP
+// refusal is not-running. After login the client sends the
+// "backupsync-hello" global request with its connection name; a backupsync
+// server answers with the connection the key is authorized for, and a
+// different name fails with RefusedNameMismatch. OpenSSH answers the hello
+// with a failure and the tunnel goes on as plain port forwarding.
+// keepalive@openssh.com requests detect a dead peer; the next dial
+// reconnects, failing over to the next node when one is down. All tunnelled
+// connections share one SSH connection.
 //
 // Client.DialContext is the dial function for FTP through the tunnel (see
 // its doc for the jlaffaye/ftp pitfalls it absorbs: the 0.0.0.0 data host,

@@ -121,6 +121,9 @@ func createFileAtomic(path string, data []byte) error {
 // fileTx writes several files atomically one by one and can restore the
 // ones it wrote.
 type fileTx struct {
+	// root is the key store's root, <state_dir>/ssh: the directories from
+	// it down to a written file are created and kept 0700.
+	root string
 	done []prevFile
 }
 
@@ -134,10 +137,7 @@ type prevFile struct {
 // the previous content for rollback.
 func (tx *fileTx) write(path string, data []byte) error {
 	dir := filepath.Dir(path)
-	// The key store's root is two levels up from a connection's file
-	// (<root>/conn/<C>/file); create and tighten those directories.
-	root := filepath.Dir(filepath.Dir(dir))
-	if err := mkdirPrivate(root, dir); err != nil {
+	if err := mkdirPrivate(tx.root, dir); err != nil {
 		return err
 	}
 	old, err := os.ReadFile(path)

@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
-	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -44,8 +43,16 @@ const (
 	// on the server side it becomes pending, and authorized once activated.
 	RoleClient Role = "backupsync"
 	// RoleHost marks a host key of a peer node ("backupsync-host:C@node"):
-	// on the client side it is pinned for connection C at once.
+	// on the client side it is pinned for connection C at once. Its node may
+	// be an address ("backupsync-host:C@10.60.102.11:2022"): a pin of the
+	// host key presented at that address.
 	RoleHost Role = "backupsync-host"
+	// RoleUnbound marks an uploaded client key whose comment names no
+	// connection (the original plugin's "root@n0011.…"): it waits, pending,
+	// for the next SSHKEY of a server-role connection on this node, which
+	// binds it to that connection (BindPending). Stored with the comment
+	// "backupsync-pending@<node>".
+	RoleUnbound Role = "backupsync-pending"
 )
 
 // File and directory names of the on-disk layout (see the package doc).
@@ -56,6 +63,7 @@ const (
 	authorizedName    = "authorized_keys"
 	pendingName       = "pending_keys"
 	pinnedName        = "pinned_host_keys"
+	unboundName       = "unbound_keys"
 	clientKeyPrefix   = "id_"
 	hostKeyPrefix     = "ssh_host_"
 	hostKeySuffix     = "_key"
@@ -64,19 +72,29 @@ const (
 )
 
 // KeyLine is one public key with its role, connection and node, as parsed
-// from an uploaded text or read back from the store. Its comment is always
-// "<Role>:<Connection>@<Node>".
+// from an uploaded text or read back from the store. Its comment is
+// "<Role>:<Connection>@<Node>", or "backupsync-pending@<Node>" for an
+// unbound key.
 type KeyLine struct {
 	Role       Role
-	Connection string
-	Node       string
-	Key        ssh.PublicKey
+	Connection string // "" for RoleUnbound
+	// Node is the peer node's name, or for a per-address host key pin the
+	// address "host:port" (IsAddress). An unbound key's node comes from its
+	// comment, or is numbered ("key-1", …) when it is stored.
+	Node string
+	Key  ssh.PublicKey
+	// Original is an unbound key's comment as uploaded.
+	Original string
 	// LineNo is the 1-based line number in the text it was parsed from.
 	LineNo int
 }
 
-// Comment returns "<Role>:<Connection>@<Node>".
+// Comment returns "<Role>:<Connection>@<Node>" ("backupsync-pending@<Node>"
+// for an unbound key).
 func (k KeyLine) Comment() string {
+	if k.Role == RoleUnbound {
+		return pendingCommentPrefix + k.Node
+	}
 	return string(k.Role) + ":" + k.Connection + "@" + k.Node
 }
 
@@ -232,123 +250,11 @@ func (s *KeyStore) clientSigners(conn string) ([]ssh.Signer, error) {
 	return out, nil
 }
 
-// ParseKeyLines parses an uploaded text of public key lines, one
-// "<type> <base64> <comment>" a line, where the comment is
-// "backupsync:<Connection>@<node>" (a peer's client key) or
-// "backupsync-host:<Connection>@<node>" (a peer's host key). Blank lines and
-// lines starting with '#' are skipped; CRLF line ends are accepted. Accepted
-// key types are ssh-ed25519, ssh-rsa of at least 2048 bits and
-// ecdsa-sha2-nistp256/384/521. The first invalid line makes the whole text
-// invalid: the error names its line number, never its content.
-func ParseKeyLines(text []byte) ([]KeyLine, error) {
-	var out []KeyLine
-	type slot struct {
-		role       Role
-		conn, node string
-	}
-	seen := map[slot]int{}
-	for i, raw := range bytes.Split(text, []byte("\n")) {
-		lineNo := i + 1
-		line := strings.TrimSpace(strings.TrimSuffix(string(raw), "\r"))
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		if len(line) > maxUploadLineSize {
-			return nil, fmt.Errorf("tunnel: key line %d: too long", lineNo)
-		}
-		kl, err := parseKeyLine(line)
-		if err != nil {
-			return nil, fmt.Errorf("tunnel: key line %d: %w", lineNo, err)
-		}
-		kl.LineNo = lineNo
-		sl := slot{kl.Role, kl.Connection, kl.Node}
-		if first, dup := seen[sl]; dup {
-			if out[first].Key.Type() == kl.Key.Type() && bytes.Equal(out[first].Key.Marshal(), kl.Key.Marshal()) {
-				continue // the same key twice is harmless
-			}
-			return nil, fmt.Errorf("tunnel: key line %d: a second key for %s (first on line %d)", lineNo, kl.Comment(), out[first].LineNo)
-		}
-		seen[sl] = len(out)
-		out = append(out, kl)
-	}
-	return out, nil
-}
-
-func parseKeyLine(line string) (KeyLine, error) {
-	fields := strings.Fields(line)
-	if len(fields) != 3 {
-		return KeyLine{}, errors.New(`want "<type> <base64 key> <comment>" with a backupsync comment and no options`)
-	}
-	blob, err := base64.StdEncoding.DecodeString(fields[1])
-	if err != nil {
-		return KeyLine{}, errors.New("key is not valid base64")
-	}
-	key, err := ssh.ParsePublicKey(blob)
-	if err != nil {
-		return KeyLine{}, errors.New("key does not parse as an SSH public key")
-	}
-	if key.Type() != fields[0] {
-		return KeyLine{}, fmt.Errorf("key type %q does not match the key data (%s)", fields[0], key.Type())
-	}
-	if err := acceptableKey(key); err != nil {
-		return KeyLine{}, err
-	}
-	role, conn, node, err := parseComment(fields[2])
-	if err != nil {
-		return KeyLine{}, err
-	}
-	return KeyLine{Role: role, Connection: conn, Node: node, Key: key}, nil
-}
-
-func acceptableKey(key ssh.PublicKey) error {
-	switch key.Type() {
-	case ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521:
-		return nil
-	case ssh.KeyAlgoRSA:
-		ck, ok := key.(ssh.CryptoPublicKey)
-		if !ok {
-			return errors.New("unreadable RSA key")
-		}
-		rk, ok := ck.CryptoPublicKey().(*rsa.PublicKey)
-		if !ok {
-			return errors.New("unreadable RSA key")
-		}
-		if rk.N.BitLen() < minRSABits {
-			return fmt.Errorf("RSA key of %d bits is too short (at least %d)", rk.N.BitLen(), minRSABits)
-		}
-		return nil
-	default:
-		return fmt.Errorf("key type %s is not accepted (ssh-ed25519, ssh-rsa, ecdsa-sha2-nistp*)", key.Type())
-	}
-}
-
-func parseComment(c string) (Role, string, string, error) {
-	const want = "comment must be backupsync:<Connection>@<node> or backupsync-host:<Connection>@<node>"
-	prefix, rest, ok := strings.Cut(c, ":")
-	if !ok {
-		return "", "", "", errors.New(want)
-	}
-	role := Role(prefix)
-	if role != RoleClient && role != RoleHost {
-		return "", "", "", errors.New(want)
-	}
-	conn, node, ok := strings.Cut(rest, "@")
-	if !ok {
-		return "", "", "", errors.New(want)
-	}
-	if err := validName(conn); err != nil {
-		return "", "", "", fmt.Errorf("connection name in comment: %w", err)
-	}
-	if err := validName(node); err != nil {
-		return "", "", "", fmt.Errorf("node name in comment: %w", err)
-	}
-	return role, conn, node, nil
-}
-
 // Upload parses text with ParseKeyLines and applies it with Apply: each
 // client key line becomes a pending key of the connection its comment names,
-// each host key line a pinned host key of that connection. On any error
-// nothing is changed. It returns the keys it applied.
+// each host key line a pinned host key of that connection, each unbound key
+// a key pending for the next BindPending. On any error nothing is changed.
+// It returns the keys it applied (unbound ones with their stored node).
 func (s *KeyStore) Upload(text []byte) ([]KeyLine, error) {
 	keys, err := ParseKeyLines(text)
 	if err != nil {
@@ -361,19 +267,33 @@ func (s *KeyStore) Upload(text []byte) ([]KeyLine, error) {
 }
 
 // Apply stores parsed key lines: RoleClient keys are added to the pending
-// keys of their connection, RoleHost keys to its pinned host keys. A key for
-// a connection and node that already has one of the same role replaces it.
-// Apply writes every affected file atomically and, if one write fails,
-// restores the files it had already written.
+// keys of their connection, RoleHost keys to its pinned host keys, and
+// RoleUnbound keys to the keys pending for no connection yet. A key for a
+// connection and node that already has one of the same role replaces it.
+// An unbound key already pending keeps its entry; one without a node, or
+// whose node another key of this call took, is numbered ("key-1", …): Apply
+// writes the node it chose into keys. Apply writes every affected file
+// atomically and, if one write fails, restores the files it had already
+// written.
 func (s *KeyStore) Apply(keys []KeyLine) error {
 	type fileKey struct{ conn, name string }
 	updates := map[fileKey][]KeyLine{}
 	var order []fileKey
-	for _, k := range keys {
+	var unbound []int
+	for i, k := range keys {
+		if k.Role == RoleUnbound {
+			if k.Node != "" {
+				if err := validName(k.Node); err != nil {
+					return fmt.Errorf("tunnel: apply keys: node name: %w", err)
+				}
+			}
+			unbound = append(unbound, i)
+			continue
+		}
 		if err := validName(k.Connection); err != nil {
 			return fmt.Errorf("tunnel: apply keys: connection name: %w", err)
 		}
-		if err := validName(k.Node); err != nil {
+		if err := validNode(k.Role, k.Node); err != nil {
 			return fmt.Errorf("tunnel: apply keys: node name: %w", err)
 		}
 		var fk fileKey
@@ -392,7 +312,12 @@ func (s *KeyStore) Apply(keys []KeyLine) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	tx := &fileTx{}
+	tx := &fileTx{root: s.root}
+	if len(unbound) > 0 {
+		if err := s.applyUnbound(tx, keys, unbound); err != nil {
+			return err
+		}
+	}
 	for _, fk := range order {
 		path := filepath.Join(s.connDir(fk.conn), fk.name)
 		role := RoleClient
@@ -435,7 +360,7 @@ func (s *KeyStore) Activate(conn string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	tx := &fileTx{}
+	tx := &fileTx{root: s.root}
 	// Authorized first: a crash between the two writes leaves the keys both
 	// pending and authorized, and a second Activate finishes the job.
 	if err := tx.write(authPath, encodeKeyLines(mergeKeys(auth, pending))); err != nil {
@@ -650,7 +575,8 @@ func encodeKeyLines(keys []KeyLine) []byte {
 }
 
 // readKeyFile reads one of the store's key list files; a missing file is an
-// empty list. Every line must carry role and conn in its comment.
+// empty list. Every line must carry role and conn in its comment (for
+// RoleUnbound: the "backupsync-pending@<node>" comment, and conn is "").
 func readKeyFile(path string, role Role, conn string) ([]KeyLine, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -664,6 +590,12 @@ func readKeyFile(path string, role Role, conn string) ([]KeyLine, error) {
 		return nil, fmt.Errorf("tunnel: read keys from %s: %w", path, err)
 	}
 	for _, k := range keys {
+		if role == RoleUnbound {
+			if k.Role != RoleUnbound || k.Node == "" || k.Original != k.Comment() {
+				return nil, fmt.Errorf("tunnel: read keys from %s: line %d: comment is not %s<node>", path, k.LineNo, pendingCommentPrefix)
+			}
+			continue
+		}
 		if k.Role != role || k.Connection != conn {
 			return nil, fmt.Errorf("tunnel: read keys from %s: line %d: comment is not %s:%s@<node>", path, k.LineNo, role, conn)
 		}

@@ -344,8 +344,8 @@ func TestUploadRejectsInvalidLinesAndChangesNothing(t *testing.T) {
 	cases := []struct {
 		name, bad, want string
 	}{
-		{"legacy comment", f[0] + " " + f[1] + " root@n0012.c0001.exacluster.local", "comment must be"},
-		{"no comment", f[0] + " " + f[1], "want"},
+		{"stray continuation", "AAAAC3NzaC1lZDI1NTE5", "want"},
+		{"incomplete wrapped key", f[0] + " " + f[1][:26], "not valid base64"},
 		{"options", `restrict ` + other, "want"},
 		{"bad base64", f[0] + " !!!notbase64 " + f[2], "base64"},
 		{"not a key", f[0] + " " + base64.StdEncoding.EncodeToString([]byte("hello")) + " " + f[2], "does not parse"},
@@ -353,7 +353,7 @@ func TestUploadRejectsInvalidLinesAndChangesNothing(t *testing.T) {
 		{"short RSA", weak, "too short"},
 		{"bad connection", f[0] + " " + f[1] + " backupsync:Conn/1@n0012", "connection name"},
 		{"bad node", f[0] + " " + f[1] + " backupsync-host:C1@", "node name"},
-		{"unknown role", f[0] + " " + f[1] + " other:C1@n1", "comment must be"},
+		{"bad host pin address", f[0] + " " + f[1] + " backupsync-host:C1@10.0.0.1:99999", "node name"},
 		{"conflicting duplicate", dup, "second key"},
 	}
 	for _, tc := range cases {

@@ -208,9 +208,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	sc := &ssh.ServerConfig{
 		PublicKeyCallback: s.publicKey,
-		AuthLogCallback:   s.authLog,
-		ServerVersion:     "SSH-2.0-backupsync",
-		MaxAuthTries:      6,
+		// Known but refused keys are refused here, with the reason (trust.go).
+		VerifiedPublicKeyCallback: s.verifiedKey,
+		AuthLogCallback:           s.authLog,
+		ServerVersion:             "SSH-2.0-backupsync",
+		MaxAuthTries:              6,
 	}
 	sc.Ciphers = cfg.Ciphers
 	for _, k := range signers {
@@ -224,19 +226,7 @@ func (s *Server) publicKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permi
 	if meta.User() != s.cfg.User {
 		return nil, fmt.Errorf("user %q is not the tunnel user %q (settings ssh_client.user)", meta.User(), s.cfg.User)
 	}
-	fp := ssh.FingerprintSHA256(key)
-	conn, ok, err := s.cfg.Keys.authorizedConnection(key)
-	if err != nil {
-		s.log.Error("tunnel: cannot read authorized keys", "err", err)
-		return nil, errors.New("authorized keys unreadable")
-	}
-	if !ok {
-		return nil, fmt.Errorf("key %s is not authorized for any connection", fp)
-	}
-	if s.cfg.AllowConnection != nil && !s.cfg.AllowConnection(conn) {
-		return nil, fmt.Errorf("key %s belongs to connection %q, which is not allowed now", fp, conn)
-	}
-	return &ssh.Permissions{Extensions: map[string]string{ExtConnection: conn, ExtFingerprint: fp}}, nil
+	return s.checkKey(meta, key)
 }
 
 func (s *Server) authLog(meta ssh.ConnMetadata, method string, err error) {
@@ -553,7 +543,7 @@ func (s *Server) handle(p *peer) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		s.globalRequests(reqs, log)
+		s.globalRequests(reqs, conn, log)
 	}()
 	for nch := range chans {
 		s.channel(nch, p, log, &wg)
@@ -564,11 +554,14 @@ func (s *Server) handle(p *peer) {
 	log.Info("tunnel: SSH connection closed")
 }
 
-func (s *Server) globalRequests(reqs <-chan *ssh.Request, log *slog.Logger) {
+func (s *Server) globalRequests(reqs <-chan *ssh.Request, conn string, log *slog.Logger) {
 	for req := range reqs {
 		switch req.Type {
 		case "keepalive@openssh.com":
 			req.Reply(true, nil)
+			continue
+		case helloRequest:
+			s.hello(req, conn, log) // hello.go
 			continue
 		case "no-more-sessions@openssh.com":
 			// Harmless: no sessions are offered anyway.

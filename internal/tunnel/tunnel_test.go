@@ -134,12 +134,16 @@ func TestHostKeyPinning(t *testing.T) {
 	hostSigner, _ := p.server.HostKey("")
 	wantFP := ssh.FingerprintSHA256(hostSigner.PublicKey())
 
-	// Nothing pinned: refused, and the message names the fingerprint.
+	// Nothing pinned, pinned-only mode: refused, and the message names the
+	// fingerprint.
 	bare := newStoreTB(t, "n0011")
 	cl, _ := bare.ClientKeyLine("C1", "")
 	p.server.Upload([]byte(cl))
 	p.server.Activate("C1")
-	c, lb := newClient(t, bare, []string{srv.Addr}, func(cfg *ClientConfig) { cfg.FTPHost = ipFTP })
+	c, lb := newClient(t, bare, []string{srv.Addr}, func(cfg *ClientConfig) {
+		cfg.FTPHost = ipFTP
+		cfg.HostKeys = HostKeysPinned
+	})
 	_, err := c.DialContext(context.Background(), "tcp", target.Addr().String())
 	var hk *HostKeyError
 	if !errors.As(err, &hk) || hk.Pinned != 0 || hk.Fingerprint != wantFP || !strings.Contains(err.Error(), wantFP) {
@@ -257,10 +261,11 @@ func TestServerPolicy(t *testing.T) {
 	allowed = false
 	mu.Unlock()
 	c2, _ := newClient(t, p.client, []string{srv.Addr}, func(cfg *ClientConfig) { cfg.FTPHost = ipFTP })
-	if _, err := c2.DialContext(ctx, "tcp", target.Addr().String()); err == nil || !strings.Contains(err.Error(), "unable to authenticate") {
+	var re *RefusedError
+	if _, err := c2.DialContext(ctx, "tcp", target.Addr().String()); !errors.As(err, &re) || re.Reason != RefusedNotServed {
 		t.Fatalf("disallowed connection: %v", err)
 	}
-	srv.Log.waitFor(t, time.Second, "refused public key", "not allowed now")
+	srv.Log.waitFor(t, time.Second, "refused public key", "not configured here with SSH = server")
 }
 
 func mustSigner(t testing.TB, ks *KeyStore) ssh.Signer {

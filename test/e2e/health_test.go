@@ -117,8 +117,21 @@ func TestFailingReplicationNeverLooksHealthy(t *testing.T) {
 	src.each("ACTIVATE", "")
 
 	node := source.Nodes[0].Name
+	// The running cycle shows its progress.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, out := src.call(node, "STATUS", "Connection5")
+		if m := regexp.MustCompile(`health: running since \S+: 0 of 1 files, ([\d.]+) MiB of 8\.0 MiB, [\d.]+ [KM]iB/s`).FindStringSubmatch(out); m != nil && m[1] != "0.0" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no progress of a running cycle in STATUS: %q", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
 	// Wait until every broken connection has failed at least twice.
-	deadline := time.Now().Add(60 * time.Second)
+	deadline = time.Now().Add(60 * time.Second)
 	status := map[string]string{}
 	for {
 		done := true
@@ -167,19 +180,6 @@ func TestFailingReplicationNeverLooksHealthy(t *testing.T) {
 	_, after := src.call(node, "STATUS", "Connection1")
 	if lb, la := lagIn(t, before), lagIn(t, after); la <= lb {
 		t.Errorf("lag did not grow while failing: %v then %v", lb, la)
-	}
-
-	// The running cycle shows its progress.
-	deadline = time.Now().Add(30 * time.Second)
-	for {
-		_, out := src.call(node, "STATUS", "Connection5")
-		if m := regexp.MustCompile(`health: running since \S+: 0 of 1 files, ([\d.]+) MiB of 8\.0 MiB, [\d.]+ [KM]iB/s`).FindStringSubmatch(out); m != nil && m[1] != "0.0" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no progress of a running cycle in STATUS: %q", out)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 
 	// backupsyncctl status: health first, exit 1, the failing ones named.
