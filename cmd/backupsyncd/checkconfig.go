@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,8 +14,11 @@ import (
 
 // checkConfig implements `backupsyncd check-config [--settings FILE]
 // [CONFIG_FILE...]`: it reads every file, prints every problem, and on
-// success one line per connection. Without CONFIG_FILE it checks the
-// settings' connections_file.
+// success one line per connection, with where it came from (ORIGIN: the
+// upload that wrote it, or the file and line of a block written by hand).
+// Without CONFIG_FILE it checks the settings' connections_file; a
+// CONFIG_FILE is checked as UPLOAD_CONFIG reads it, so it may also remove
+// connections (Name { REMOVE = true }), listed with the role "remove".
 func checkConfig(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -27,6 +31,7 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	files := fs.Args()
+	uploads := len(files) > 0 // files named on the command line are what UPLOAD_CONFIG is sent
 	defaultPort := config.DefaultFTPPort
 	failed := false
 	if *settingsFile != "" {
@@ -35,6 +40,9 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, err)
 			failed = true
 		} else {
+			if !s.HasUsers() {
+				fmt.Fprintf(stderr, "%s: warning: %s\n", s.File, config.NoUserProblem)
+			}
 			defaultPort = s.FTPDefaultPort
 			if len(files) == 0 {
 				files = []string{s.ConnectionsFile}
@@ -47,20 +55,23 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	}
 
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "FILE\tCONNECTION\tROLE\tDATABASE\tSCHEDULE\tNEXT RUN\tLOCAL URL\tREMOTE URL\tREMOTE NODES")
+	fmt.Fprintln(tw, "FILE\tCONNECTION\tROLE\tDATABASE\tSCHEDULE\tNEXT RUN\tLOCAL URL\tREMOTE URL\tREMOTE NODES\tORIGIN")
 	now := time.Now()
 	for _, f := range files {
-		conns, err := config.ReadConnections(f)
+		conns, removes, err := readForCheck(f, uploads)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			failed = true
 			continue
 		}
 		for _, c := range conns {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f, c.Name, c.Role,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f, c.Name, c.Role,
 				dash(c.Database), dash(c.Schedule), dash(nextRun(c, now)),
 				dash(urlWithPort(c.LocalURL, defaultPort)), dash(urlWithPort(c.RemoteURL, defaultPort)),
-				dash(strings.Join(c.RemoteNodes, ";")))
+				dash(strings.Join(c.RemoteNodes, ";")), c.Origin())
+		}
+		for _, name := range removes {
+			fmt.Fprintf(tw, "%s\t%s\tremove\t-\t-\t-\t-\t-\t-\tremoves it when uploaded\n", f, name)
 		}
 	}
 	if failed {
@@ -68,6 +79,25 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	}
 	tw.Flush()
 	return exitOK
+}
+
+// readForCheck reads a connections file; an upload may also remove
+// connections (their names are returned apart). On an error it reports the
+// file's problems as the daemon would find them.
+func readForCheck(file string, upload bool) ([]config.Connection, []string, error) {
+	src, err := os.ReadFile(file)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read connections: %w", err)
+	}
+	conns, err := config.ParseConnections(file, src)
+	if err == nil || !upload {
+		return conns, nil, err
+	}
+	up, uerr := config.ParseUpload(file, src)
+	if uerr != nil {
+		return nil, nil, err
+	}
+	return up.Connections, up.Remove, nil
 }
 
 func nextRun(c config.Connection, now time.Time) string {

@@ -15,16 +15,23 @@ import (
 	"syscall"
 	"time"
 
+	"backupsync/internal/archive"
 	"backupsync/internal/config"
 	"backupsync/internal/runner"
 	"backupsync/internal/sync"
 	"backupsync/internal/tunnel"
 )
 
+// exitBusy is sync-once's exit status when a cycle of the connection is
+// already running on this node (in the daemon or another sync-once).
+const exitBusy = 4
+
 // syncOnce implements `backupsyncd sync-once --settings FILE --connection
-// NAME [--dry-run] [--json]`: one cycle now, in the foreground.
+// NAME [--dry-run] [--json] [--wait]`: one cycle now, in the foreground.
+// It never runs beside another cycle of the connection on this node (the
+// cycle lock, see runner.AcquireLock): it refuses, or waits with --wait.
 // Exit 0: all done; 1: some files failed; 2: usage or configuration;
-// 3: an endpoint was unreachable.
+// 3: an endpoint was unreachable; 4: a cycle of the connection is running.
 func syncOnce(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sync-once", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -33,8 +40,9 @@ func syncOnce(args []string, stdout, stderr io.Writer) int {
 	dryRun := fs.Bool("dry-run", false, "print the plan and change nothing")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	verbose := fs.Bool("verbose", false, "print every file (as Verbose = true does)")
+	wait := fs.Bool("wait", false, "wait for a running cycle of the connection (the daemon's or another sync-once's) to end, instead of refusing")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: backupsyncd sync-once --settings FILE --connection NAME [--dry-run] [--json] [--verbose]")
+		fmt.Fprintln(stderr, "usage: backupsyncd sync-once --settings FILE --connection NAME [--dry-run] [--json] [--verbose] [--wait]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -50,7 +58,8 @@ func syncOnce(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	r := &runner.Runner{Settings: settings, Conn: conn, Logger: logger, Probes: runner.NewProbes(settings.StateDir)}
+	r := &runner.Runner{Settings: settings, Conn: conn, Logger: logger, Probes: runner.NewProbes(settings.StateDir),
+		WaitForLock: *wait, Program: "backupsyncd sync-once"}
 	if conn.Role == config.RoleClient {
 		if r.Keys, err = tunnel.NewKeyStore(settings.StateDir, settings.Node.Name); err != nil {
 			fmt.Fprintln(stderr, err)
@@ -62,6 +71,14 @@ func syncOnce(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *wait && !*dryRun {
+		// Only to say what it waits for: Once takes the lock itself.
+		if l, err := runner.AcquireLock(ctx, settings.StateDir, conn.Name, r.Program, false); err == nil {
+			l.Release()
+		} else if errors.Is(err, runner.ErrBusy) {
+			fmt.Fprintf(stderr, "%v: waiting for it to end (Ctrl-C stops waiting)\n", err)
+		}
+	}
 	done := make(chan struct{})
 	go prog.tick(done)
 	rep, plan, err := r.Once(ctx, *dryRun)
@@ -78,6 +95,9 @@ func syncOnce(args []string, stdout, stderr io.Writer) int {
 		printReport(stdout, rep)
 	}
 	switch {
+	case errors.Is(err, runner.ErrBusy):
+		fmt.Fprintf(stderr, "backupsyncd: %v: try again when it is done, or wait for it with --wait\n", err)
+		return exitBusy
 	case errors.Is(err, runner.ErrUnreachable):
 		fmt.Fprintln(stderr, "backupsyncd:", err)
 		return exitNetwork
@@ -128,13 +148,13 @@ func (p *progress) event(e sync.Event) {
 	defer p.mu.Unlock()
 	if e.Err != nil {
 		p.fails++
-		fmt.Fprintf(p.w, "FAILED %s %s: %v\n", e.Action.Op, e.Action.Path, e.Err)
+		fmt.Fprintf(p.w, "FAILED %s %s: %s\n", e.Action.Op, archive.DisplayName(e.Action.Path), archive.DisplayName(e.Err.Error()))
 		return
 	}
 	p.files++
 	p.bytes += e.Bytes
 	if p.verbose {
-		fmt.Fprintf(p.w, "%s %s (%d bytes)\n", e.Action.Op, e.Action.Path, e.Bytes)
+		fmt.Fprintf(p.w, "%s %s (%d bytes)\n", e.Action.Op, archive.DisplayName(e.Action.Path), e.Bytes)
 	}
 }
 
@@ -156,7 +176,7 @@ func (p *progress) tick(done <-chan struct{}) {
 
 func printPlan(w io.Writer, plan sync.Plan) {
 	for _, a := range plan.Actions {
-		line := fmt.Sprintf("%-11s %s", a.Op, a.Path)
+		line := fmt.Sprintf("%-11s %s", a.Op, archive.DisplayName(a.Path))
 		switch a.Op {
 		case sync.OpCopy, sync.OpReplace:
 			line += fmt.Sprintf(" (%d bytes)", a.Size)
@@ -179,6 +199,6 @@ func printReport(w io.Writer, r sync.Report) {
 		fmt.Fprintf(w, "failed: %s %s: %s\n", f.Op, f.Path, f.Error)
 	}
 	for _, f := range r.DeferredFiles {
-		fmt.Fprintf(w, "deferred: %s: %s\n", f.Path, f.Error)
+		fmt.Fprintf(w, "deferred: %s: %s\n", archive.DisplayName(f.Path), f.Error)
 	}
 }
