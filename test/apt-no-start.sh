@@ -20,8 +20,15 @@ restore_policy() {
   fi
 }
 
+# Two runs at once (two checkouts on one machine) take turns: one must not
+# remove the policy-rc.d while the other's apt runs.
+lock=/run/lock/backupsync-apt-no-start.lock
+[ -d /run/lock ] || lock=/tmp/backupsync-apt-no-start.lock
+
 # apt_install PACKAGE... installs with apt-get while no service may start.
 apt_install() {
+  exec 9>>"$lock"
+  flock 9
   restore_policy
   if [ -e "$policy" ] || [ -L "$policy" ]; then
     mv "$policy" "$saved_policy"
@@ -32,4 +39,5 @@ apt_install() {
   apt-get install -y -qq --no-install-recommends "$@"
   restore_policy
   trap - EXIT
+  exec 9>&-
 }
