@@ -168,6 +168,45 @@ func portOf(hostPort string, def int) int {
 type SSHClient struct {
 	Port int    `hcl:"port,optional"`
 	User string `hcl:"user,optional"`
+	// HostKeys is which remote host keys a tunnel accepts: "accept-new"
+	// (the default, as OpenSSH's) pins the key each remote address
+	// presents at the first successful login and accepts only it there
+	// afterwards, unless host keys were uploaded for the connection;
+	// "pinned" accepts only host keys uploaded with UPLOAD_KEY.
+	HostKeys string `hcl:"host_keys,optional"`
+}
+
+// Host key policies of SSHClient.HostKeys.
+const (
+	HostKeysAcceptNew = "accept-new"
+	HostKeysPinned    = "pinned"
+)
+
+// HostKeyPolicy returns the host key policy in force: HostKeys, or
+// HostKeysAcceptNew when it is empty or c is nil.
+func (c *SSHClient) HostKeyPolicy() string {
+	if c == nil || c.HostKeys == "" {
+		return HostKeysAcceptNew
+	}
+	return c.HostKeys
+}
+
+// validateSSHClient checks ssh_client.host_keys.
+func (s *Settings) validateSSHClient(body hcl.Body) hcl.Diagnostics {
+	if c := s.SSHClient; c == nil || c.HostKeys == "" || c.HostKeys == HostKeysAcceptNew || c.HostKeys == HostKeysPinned {
+		return nil
+	}
+	subject := &hcl.Range{Filename: s.File, Start: hcl.InitialPos, End: hcl.InitialPos}
+	content, _, _ := body.PartialContent(&hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{{Type: "ssh_client"}}})
+	for _, b := range content.Blocks {
+		subject = &b.DefRange
+		if attrs, _ := b.Body.JustAttributes(); attrs["host_keys"] != nil {
+			subject = &attrs["host_keys"].Range
+		}
+	}
+	return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid host key policy",
+		Detail: fmt.Sprintf("ssh_client.host_keys %q: use %q (pin each remote node's host key at first contact) or %q (accept only host keys uploaded with UPLOAD_KEY).",
+			s.SSHClient.HostKeys, HostKeysAcceptNew, HostKeysPinned), Subject: subject}}
 }
 
 // Metrics is the Prometheus endpoint.
@@ -260,6 +299,7 @@ func (s *Settings) validate(body hcl.Body) hcl.Diagnostics {
 	}
 	diags = append(diags, s.validateXMLRPC(body)...)
 	diags = append(diags, s.validatePassivePorts(body)...)
+	diags = append(diags, s.validateSSHClient(body)...)
 	dir := filepath.Dir(s.File)
 	s.ConnectionsFile = pathOr(dir, s.ConnectionsFile, DefaultConnectionsFile)
 	s.StateDir = pathOr(dir, s.StateDir, DefaultStateDir)
