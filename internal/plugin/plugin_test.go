@@ -73,8 +73,7 @@ func TestPairingFlow(t *testing.T) {
 	expect(t, call(t, client, "UPLOAD_CONFIG", b64(clientCfg)), CodeOK, "1 added, 0 replaced, 0 kept, 0 removed\nadded: Connection1 (client)")
 	expect(t, call(t, server, "UPLOAD_CONFIG", b64(serverCfg)), CodeOK, "Connection1 (server)")
 
-	// Nothing pinned yet: ACTIVATE says what is missing.
-	expect(t, call(t, client, "ACTIVATE", "Connection1"), CodeFailed, "no host key of the remote cluster is pinned")
+	// Nothing authorized yet: the server's ACTIVATE says what is missing.
 	expect(t, call(t, server, "ACTIVATE", "Connection1"), CodeFailed, "no client key is authorized")
 
 	clientKey := call(t, client, "SSHKEY", "Connection1")
@@ -82,13 +81,15 @@ func TestPairingFlow(t *testing.T) {
 	if !strings.HasPrefix(clientKey.Output, "ssh-ed25519 AAAA") || strings.Contains(clientKey.Output, "PRIVATE") {
 		t.Fatalf("SSHKEY output %q", clientKey.Output)
 	}
-	expect(t, call(t, server, "UPLOAD_KEY", b64(clientKey.Output+"\n")), CodeOK, "1 key(s) stored: client key of Connection1@n0011")
+	expect(t, call(t, server, "UPLOAD_KEY", b64(clientKey.Output+"\n")), CodeOK, "n0021: stored client key SHA256:")
+	expect(t, call(t, server, "UPLOAD_KEY", b64(clientKey.Output+"\n")), CodeOK, " of n0011 for Connection1 (pending: run SSHKEY Connection1 here to authorize)")
 	expect(t, call(t, server, "ACTIVATE", "Connection1"), CodeFailed, "not yet authorized: run SSHKEY Connection1 here first")
 	hostKey := call(t, server, "SSHKEY", "Connection1")
 	expect(t, hostKey, CodeOK, "backupsync-host:Connection1@n0021")
 	expect(t, call(t, server, "ACTIVATE", "Connection1"), CodeOK, "activated")
 
-	expect(t, call(t, client, "UPLOAD_KEY", b64(hostKey.Output)), CodeOK, "host key of Connection1@n0021")
+	expect(t, call(t, client, "UPLOAD_KEY", b64(hostKey.Output)), CodeOK, "n0011: pinned host key SHA256:")
+	expect(t, call(t, client, "UPLOAD_KEY", b64(hostKey.Output)), CodeOK, " of n0021 for Connection1")
 	expect(t, call(t, client, "ACTIVATE", "Connection1"), CodeOK, "activated")
 	expect(t, call(t, client, "STATUS", ""), CodeOK, "activated")
 	st := call(t, client, "STATUS", "Connection1")

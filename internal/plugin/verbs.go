@@ -271,8 +271,9 @@ func diagLines(err error) string {
 }
 
 // sshKey: on a client node, the connection's public key (created on first
-// need); on a server node, activate the client keys uploaded for it and
-// return this node's host key line.
+// need); on a server node, bind the keys uploaded for no connection to it,
+// activate the client keys uploaded for it and return this node's host key
+// line. Activating keys makes the daemon start its SSH server (Changed).
 func (n *Node) sshKey(name string) (Result, error) {
 	c, err := n.connection(name)
 	if err != nil {
@@ -286,8 +287,15 @@ func (n *Node) sshKey(name string) (Result, error) {
 		}
 		return ok("%s", line), nil
 	case config.RoleServer:
-		if _, err := n.Keys.Activate(c.Name); err != nil {
+		if _, err := n.Keys.BindPending(c.Name); err != nil {
 			return failed("sshkey: %v", err), nil
+		}
+		activated, err := n.Keys.Activate(c.Name)
+		if err != nil {
+			return failed("sshkey: %v", err), nil
+		}
+		if activated > 0 {
+			n.changed()
 		}
 		line, err := n.Keys.HostKeyLine(c.Name, "")
 		if err != nil {
@@ -298,24 +306,125 @@ func (n *Node) sshKey(name string) (Result, error) {
 	return failed("connection %s has SSH = none: it uses no SSH key", c.Name), nil
 }
 
+// uploadKey stores the keys of an uploaded key file (tunnel.ParseKeyLines:
+// any comment, RSA, lines wrapped as a terminal prints them) and says, one
+// line per key, what it did with each: a host key is pinned for its
+// connection; a client key is stored pending for the connection its
+// comment names, or for the next SSHKEY of a server-role connection here
+// when it names none. Nothing is stored, and the reply says so, for this
+// node's own client keys (the guide uploads the same file on the client
+// cluster), a client key for a connection that is SSH = client here, a
+// key already authorized, and an unbound key on a node without any
+// SSH = server connection. An invalid key stores nothing at all.
 func (n *Node) uploadKey(arg string) (Result, error) {
 	data, err := decode64(arg, "key file")
 	if err != nil {
 		return failed("%v", err), nil
 	}
-	keys, err := n.Keys.Upload(data)
+	keys, err := tunnel.ParseKeyLines(data)
 	if err != nil {
 		return failed("no key stored: %v", err), nil
 	}
-	var parts []string
-	for _, k := range keys {
-		what := "host key of"
-		if k.Role == tunnel.RoleClient {
-			what = "client key of"
-		}
-		parts = append(parts, fmt.Sprintf("%s %s@%s (%s)", what, k.Connection, k.Node, k.Fingerprint()))
+	if len(keys) == 0 {
+		return failed("no key stored: the upload holds no public key line (pass b64encode of the SSHKEY output saved to a file)"), nil
 	}
-	return ok("%d key(s) stored: %s", len(keys), strings.Join(parts, ", ")), nil
+	// A configuration that does not load stores every key, as before.
+	conns, _ := n.connections()
+	roles := map[string]config.Role{}
+	var servers []string
+	for _, c := range conns {
+		roles[strings.ToLower(c.Name)] = c.Role
+		if c.Role == config.RoleServer {
+			servers = append(servers, c.Name)
+		}
+	}
+	self := n.Settings.Node.Name
+	replies := make([]string, len(keys))
+	var store []tunnel.KeyLine
+	var storedAt []int // index in keys of each key in store
+	for i, k := range keys {
+		fp := k.Fingerprint()
+		from := k.Node
+		if k.Role == tunnel.RoleUnbound && from == "" {
+			from = fmt.Sprintf("comment %q", clip(k.Original, 60))
+		}
+		if k.Role != tunnel.RoleHost {
+			if own, isOwn, err := n.Keys.OwnClientKey(k.Key); err != nil {
+				return failed("no key stored: %v", err), nil
+			} else if isOwn {
+				replies[i] = fmt.Sprintf("%s: this node's own key for %s: nothing to store", self, own)
+				continue
+			}
+			state, authConn, err := n.Keys.LookupClientKey(k.Key)
+			if err != nil {
+				return failed("no key stored: %v", err), nil
+			}
+			if state == tunnel.KeyAuthorized && (k.Role == tunnel.RoleUnbound || strings.EqualFold(authConn, k.Connection)) {
+				replies[i] = fmt.Sprintf("%s: client key %s of %s is already authorized for %s: nothing to store", self, fp, from, authConn)
+				continue
+			}
+		}
+		switch k.Role {
+		case tunnel.RoleClient:
+			if roles[strings.ToLower(k.Connection)] == config.RoleClient {
+				replies[i] = fmt.Sprintf("%s: client key %s of %s for %s: %s is SSH = client on this node, which authorizes no client keys: nothing to store",
+					self, fp, from, k.Connection, k.Connection)
+				continue
+			}
+		case tunnel.RoleUnbound:
+			if len(conns) > 0 && len(servers) == 0 {
+				replies[i] = fmt.Sprintf("%s: client key %s of %s: no connection on this node has SSH = server, so it authorizes no client keys: nothing to store",
+					self, fp, from)
+				continue
+			}
+		}
+		store = append(store, k)
+		storedAt = append(storedAt, i)
+	}
+	if err := n.Keys.Apply(store); err != nil {
+		return failed("no key stored: %v", err), nil
+	}
+	for j, k := range store {
+		i := storedAt[j]
+		fp := k.Fingerprint()
+		switch k.Role {
+		case tunnel.RoleHost:
+			replies[i] = fmt.Sprintf("%s: pinned host key %s of %s for %s", self, fp, k.Node, k.Connection)
+		case tunnel.RoleClient:
+			replies[i] = fmt.Sprintf("%s: stored client key %s of %s for %s (pending: run SSHKEY %s here to authorize)", self, fp, k.Node, k.Connection, k.Connection)
+			if _, configured := roles[strings.ToLower(k.Connection)]; !configured && len(conns) > 0 {
+				replies[i] += fmt.Sprintf("; note: %s is not configured on this node (it has %s): the connection name must be the same on both clusters",
+					k.Connection, strings.Join(connNames(conns), ", "))
+			}
+		default:
+			of := k.Node
+			if keys[i].Node == "" {
+				of = fmt.Sprintf("%s (comment %q)", k.Node, clip(k.Original, 60))
+			}
+			target, step := "the next SSHKEY CONN on this node", "SSHKEY CONN"
+			if len(servers) == 1 {
+				target, step = servers[0], "SSHKEY "+servers[0]
+			}
+			replies[i] = fmt.Sprintf("%s: stored client key %s of %s for %s (pending: run %s here to authorize)", self, fp, of, target, step)
+		}
+	}
+	return ok("%s", strings.Join(replies, "\n")), nil
+}
+
+func connNames(conns []config.Connection) []string {
+	names := make([]string, len(conns))
+	for i, c := range conns {
+		names[i] = c.Name
+	}
+	return names
+}
+
+// clip shortens an uploaded comment for a reply.
+func clip(s string, max int) string {
+	if r := []rune(s); len(r) > max {
+		return string(r[:max]) + "…"
+	}
+	return s
 }
 
 func (n *Node) activate(st *state, name string) (Result, error) {
@@ -360,13 +469,18 @@ func (n *Node) missing(c config.Connection) string {
 		if _, err := n.Keys.ClientKeyLine(c.Name, ""); err != nil {
 			return "its SSH key: " + err.Error()
 		}
-		if pinned, err := n.Keys.PinnedHostKeys(c.Name); err != nil || len(pinned) == 0 {
-			return "no host key of the remote cluster is pinned for it: run SSHKEY " + c.Name +
-				" on the remote (server) cluster and upload its output here with UPLOAD_KEY"
+		// In accept-new mode the first login pins the remote's host keys.
+		if n.Settings.SSHClient.HostKeyPolicy() == config.HostKeysPinned {
+			if pinned, err := n.Keys.PinnedHostKeys(c.Name); err != nil || len(pinned) == 0 {
+				return "no host key of the remote cluster is pinned for it (ssh_client.host_keys = \"pinned\"): run SSHKEY " + c.Name +
+					" on the remote (server) cluster and upload its output here with UPLOAD_KEY"
+			}
 		}
 	case config.RoleServer:
 		if keys, err := n.Keys.AuthorizedKeys(c.Name); err != nil || len(keys) == 0 {
 			pending, _ := n.Keys.PendingKeys(c.Name)
+			unbound, _ := n.Keys.UnboundKeys()
+			pending = append(pending, unbound...)
 			if len(pending) > 0 {
 				return fmt.Sprintf("%d uploaded client key(s) are not yet authorized: run SSHKEY %s here first", len(pending), c.Name)
 			}
