@@ -3,6 +3,7 @@ package runner
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 
 	"backupsync/internal/archive"
@@ -63,7 +64,10 @@ func Explain(conn string, rep sync.Report, err error) Diagnosis {
 		}
 	}
 	var hk *tunnel.HostKeyError
+	var refused *tunnel.RefusedError
 	switch {
+	case errors.As(err, &refused):
+		return explainRefusal(conn, refused)
 	case errors.As(err, &hk):
 		return Diagnosis{Cause: short(hk.Error()), Next: "if the remote node's host key was changed on purpose, " +
 			"upload its new line (SSHKEY " + conn + " on the remote cluster, then UPLOAD_KEY here); otherwise treat it as an attack"}
@@ -81,6 +85,33 @@ func Explain(conn string, rep sync.Report, err error) Diagnosis {
 			Next: fmt.Sprintf("check that the node in %s is up and its archive FTP answers; the next cycle tries again", url)}
 	}
 	return Diagnosis{Cause: short(err.Error()), Next: "see GETLOG for the details; the next cycle tries again"}
+}
+
+// explainRefusal says why a remote node refused this node's tunnel, and
+// what to do on which cluster.
+func explainRefusal(conn string, e *tunnel.RefusedError) Diagnosis {
+	host := e.Node
+	if h, _, err := net.SplitHostPort(e.Node); err == nil {
+		host = h
+	}
+	pairing := fmt.Sprintf("upload this cluster's SSHKEY %s lines to the remote cluster with UPLOAD_KEY, then run SSHKEY %s there", conn, conn)
+	switch e.Reason {
+	case tunnel.RefusedNotRunning:
+		return Diagnosis{Cause: fmt.Sprintf("node %s refused the tunnel: nothing listens on its SSH port", e.Node),
+			Next: fmt.Sprintf("is backupsyncd running on %s, with %s configured as SSH = server and this cluster's keys authorized there (%s)?", host, conn, pairing)}
+	case tunnel.RefusedNoKey:
+		return Diagnosis{Cause: fmt.Sprintf("node %s has no authorized key of this node for %s", e.Node, conn), Next: pairing}
+	case tunnel.RefusedPending:
+		return Diagnosis{Cause: fmt.Sprintf("node %s has this node's key for %s uploaded but not authorized", e.Node, conn),
+			Next: fmt.Sprintf("run SSHKEY %s on the remote cluster", conn)}
+	case tunnel.RefusedNotServed:
+		return Diagnosis{Cause: fmt.Sprintf("node %s holds this node's key for a connection it does not serve with SSH = server", e.Node),
+			Next: fmt.Sprintf("name the connection %s on both clusters, configured with SSH = server on the remote one", conn)}
+	case tunnel.RefusedNameMismatch:
+		return Diagnosis{Cause: fmt.Sprintf("node %s authorized this node's key for connection %q, not %q", e.Node, e.Remote, conn),
+			Next: "use the same connection name on both clusters: rename it on one, upload the configuration and pair again"}
+	}
+	return Diagnosis{Cause: short(e.Error()), Next: "see GETLOG for the details; the next cycle tries again"}
 }
 
 // innermost is the text of the error in err's chain that matches target,
