@@ -1,7 +1,7 @@
 // Package daemon assembles one node's backupsyncd from its settings: the
 // plugin log, the SSH keys, the plugin verbs, the scheduler of the active
 // connections, the control plane on HTTPS, and the SSH server while a
-// server-role connection is active. It reloads on request and stops
+// server-role connection has authorized client keys. It reloads on request and stops
 // gracefully.
 package daemon
 
@@ -264,13 +264,20 @@ func (d *Daemon) Reload() {
 	var run []config.Connection
 	serve := false
 	for _, c := range conns {
-		if !isActive(active, c.Name) {
+		if !c.Role.Copies() {
+			// SSH = server: the tunnel server runs while the connection
+			// has authorized client keys (SSHKEY after UPLOAD_KEY, the
+			// guide's step 9), activated or not: the guide never
+			// activates the server.
+			if keys, err := d.keys.AuthorizedKeys(c.Name); err != nil {
+				d.Logger.Error("authorized keys not read", "connection", c.Name, "error", err)
+			} else if len(keys) > 0 {
+				serve = true
+			}
 			continue
 		}
-		if c.Role.Copies() {
+		if isActive(active, c.Name) {
 			run = append(run, c)
-		} else {
-			serve = true
 		}
 	}
 	d.sched.Set(run)

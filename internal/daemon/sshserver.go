@@ -101,7 +101,7 @@ func (d *Daemon) serveSSH(ctx context.Context, srv *tunnel.Server, listen string
 }
 
 // SSHHealth reports the tunnel server's health for STATUS; ok is false
-// when no server runs (no activated SSH = server connection).
+// when no server runs (no SSH = server connection with authorized keys).
 func (d *Daemon) SSHHealth() (h tunnel.ServerHealth, ok bool) {
 	d.mu.Lock()
 	srv := d.sshServer
@@ -113,15 +113,16 @@ func (d *Daemon) SSHHealth() (h tunnel.ServerHealth, ok bool) {
 }
 
 // serves reports whether a tunnel of connection name may be opened now:
-// it is configured here with SSH = server and activated.
+// it is configured here with SSH = server (its key being authorized for
+// it, activated or not; removing the connection from the configuration
+// stops it).
 func (d *Daemon) serves(name string) bool {
 	d.mu.Lock()
 	conns := d.conns
 	d.mu.Unlock()
-	active, _ := d.plugin.ActiveConnections()
 	for _, c := range conns {
 		if strings.EqualFold(c.Name, name) && c.Role == config.RoleServer {
-			return isActive(active, c.Name)
+			return true
 		}
 	}
 	return false

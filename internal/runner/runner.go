@@ -79,6 +79,7 @@ func (r *Runner) Once(ctx context.Context, dryRun bool) (sync.Report, sync.Plan,
 		cc := tunnel.ClientConfig{Connection: c.Name, Nodes: failoverOrder(remote, r.Settings.Node.Index), Keys: r.Keys, Logger: r.Logger}
 		if s := r.Settings.SSHClient; s != nil {
 			cc.Port, cc.User = s.Port, s.User
+			cc.HostKeys = tunnel.HostKeyPolicy(s.HostKeys)
 		}
 		var err error
 		if tc, err = tunnel.NewClient(cc); err != nil {
