@@ -22,6 +22,7 @@ chmod 0755 "$root"/usr/bin/*
 install -m 0644 packaging/systemd/backupsyncd.service "$root/lib/systemd/system/"
 install -m 0640 packaging/backupsyncd.hcl.example "$root/etc/backupsync/backupsyncd.hcl"
 install -m 0644 README.md docs/CONNECTIONS.md "$doc/"
+install -D -m 0644 packaging/deb/lintian-overrides "$root/usr/share/lintian/overrides/backupsync"
 install -m 0644 packaging/monitoring/backupsync-alerts.yml packaging/monitoring/backupsync-dashboard.json "$doc/monitoring/"
 
 (cd "$root" && find etc -type f | sed 's#^#/#' | sort) >"$root/DEBIAN/conffiles"
