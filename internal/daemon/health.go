@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"backupsync/internal/config"
+	"backupsync/internal/display"
 	"backupsync/internal/health"
 	"backupsync/internal/runner"
 	"backupsync/internal/sync"
@@ -92,11 +93,20 @@ func (d *Daemon) ConnectionHealth(c config.Connection) (string, bool) {
 		return "waiting: no client key authorized yet; next: UPLOAD_KEY the client cluster's SSHKEY " + c.Name +
 			" output here, then run SSHKEY " + c.Name + " here", false
 	}
-	d.mu.Lock()
-	serving := d.sshServer != nil
-	d.mu.Unlock()
-	if !serving {
+	sh, running := d.SSHHealth()
+	switch {
+	case !running:
 		return "failing: the SSH tunnel server is not running; next: see GETLOG for why it stopped", true
+	case !sh.Listening:
+		cause := "its listener is closed"
+		if sh.LastErr != nil {
+			cause = "its listener failed at " + display.Time(sh.LastErrAt) + ": " + sh.LastErr.Error()
+		}
+		return fmt.Sprintf("failing: the SSH tunnel server does not accept connections (%s; %d restarts); next: the daemon reopens it, see GETLOG", cause, sh.Restarts), true
 	}
-	return fmt.Sprintf("ok, accepting tunnels for %d client node(s)", len(keys)), false
+	line := fmt.Sprintf("ok, accepting tunnels for %d client node(s): %d connected, %d forwards open", len(keys), sh.Conns, sh.Forwards)
+	if sh.Restarts > 0 {
+		line += fmt.Sprintf(", listener reopened %d time(s), last error %s: %v", sh.Restarts, display.Time(sh.LastErrAt), sh.LastErr)
+	}
+	return line, false
 }
