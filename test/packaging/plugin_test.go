@@ -91,6 +91,10 @@ func TestPluginPackageGate(t *testing.T) {
 	if got, err := gateRun("SSHKEY", "Connection1"); err == nil || !strings.Contains(got, "no configuration uploaded yet") {
 		t.Errorf("a failing verb must exit non-zero with its reason: %q %v", got, err)
 	}
+	url = fmt.Sprintf("https://%s:%s@127.0.14.11:%d/", clustertest.User, clustertest.Password, clustertest.FreePort(t, "127.0.14.11"))
+	if got, err := gateRun("STATUS"); err == nil || !strings.Contains(got, "is backupsyncd running on this node?") || strings.Contains(got, clustertest.Password) {
+		t.Errorf("a daemon that is down must be named as the likely cause, without the password: %q %v", got, err)
+	}
 }
 
 // controlAddr returns 127.0.14.12:443 when that port is free (the daemon
