@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -118,13 +119,7 @@ func ParseUpload(file string, src []byte) (*Upload, error) {
 	up := &Upload{Connections: p.conns, Remove: p.removes, SHA256: hex.EncodeToString(sum[:]), text: map[string][]string{}}
 	lines := splitLines(src)
 	for _, s := range segments(lines, p.blocks) {
-		var text []string
-		for _, l := range lines[s.from-1 : s.to] {
-			if _, isTag := sourceTag(strings.TrimSpace(l)); !isTag {
-				text = append(text, l)
-			}
-		}
-		up.text[strings.ToLower(s.name)] = text
+		up.text[strings.ToLower(s.name)] = untagged(lines[s.from-1 : s.to])
 	}
 	return up, nil
 }
@@ -141,9 +136,11 @@ func (u *Upload) Names() []string {
 
 // MergeResult says what Merge did, by connection name.
 type MergeResult struct {
-	// Added and Replaced are the connections the upload defines: new ones,
-	// and those that replaced a block of the same name.
-	Added, Replaced []string
+	// Added, Replaced and Unchanged are the connections the upload
+	// defines: new ones, those that replaced a block of the same name, and
+	// those whose block the same file uploaded before (left as it was, its
+	// source tag included, so that uploading a file again changes nothing).
+	Added, Replaced, Unchanged []string
 	// Kept are the connections of the file the upload does not name.
 	Kept []string
 	// Removed are the connections a REMOVE block removed; Absent those it
@@ -195,11 +192,17 @@ func Merge(current []byte, up *Upload, when time.Time) ([]byte, MergeResult) {
 		pos = s.to + 1
 		key := strings.ToLower(s.name)
 		if i, ok := defined[key]; ok {
-			if !written[key] {
+			switch {
+			case written[key]:
+			case slices.Equal(untagged(lines[s.from-1:s.to]), up.text[key]) &&
+				strings.Contains(s.source, "file sha256 "+up.SHA256[:min(12, len(up.SHA256))]+","):
+				out = append(out, lines[s.from-1:s.to]...)
+				res.Unchanged = append(res.Unchanged, up.Connections[i].Name)
+			default:
 				out = append(out, tagged(i)...)
 				res.Replaced = append(res.Replaced, up.Connections[i].Name)
-				written[key] = true
 			}
+			written[key] = true
 			dropped = append(dropped, s)
 			continue
 		}
@@ -253,6 +256,17 @@ func Merge(current []byte, up *Upload, when time.Time) ([]byte, MergeResult) {
 	return []byte(strings.Join(out, "\n") + "\n"), res
 }
 
+// untagged returns lines without source tag comments.
+func untagged(lines []string) []string {
+	var out []string
+	for _, l := range lines {
+		if _, isTag := sourceTag(strings.TrimSpace(l)); !isTag {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // splitLines splits src into lines without their line ends (LF or CRLF)
 // and without a UTF-8 BOM; a final line end starts no extra line.
 func splitLines(src []byte) []string {
@@ -271,6 +285,7 @@ func splitLines(src []byte) []string {
 // lines directly above its name line, through its closing brace.
 type segment struct {
 	name     string
+	source   string // the block's source tag
 	from, to int
 }
 
@@ -293,7 +308,7 @@ func segments(lines []string, blocks []*block) []segment {
 		if from > to {
 			continue
 		}
-		segs = append(segs, segment{name: b.name, from: from, to: to})
+		segs = append(segs, segment{name: b.name, source: b.source, from: from, to: to})
 		prevTo = to
 	}
 	return segs

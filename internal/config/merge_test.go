@@ -145,21 +145,33 @@ func TestMerge(t *testing.T) {
 			if !slices.Equal(got, tc.conns) {
 				t.Errorf("merged file holds %v, want %v:\n%s", got, tc.conns, merged)
 			}
-			// Merging the same upload again changes nothing but the time.
-			again, res2 := Merge(merged, up, uploadTime)
+			// Uploading the same file again, later, changes nothing.
+			again, res2 := Merge(merged, up, uploadTime.Add(time.Hour))
 			if string(again) != string(merged) {
 				t.Errorf("a second merge changed the file:\n%s\nto\n%s", merged, again)
 			}
-			if len(res2.Added) != 0 {
-				t.Errorf("second merge added %v", res2.Added)
+			if len(res2.Added)+len(res2.Replaced) != 0 || len(res2.Unchanged) != len(up.Connections) {
+				t.Errorf("second merge: %+v", res2)
 			}
 		})
 	}
 }
 
 func equalResult(a, b MergeResult) bool {
-	return slices.Equal(a.Added, b.Added) && slices.Equal(a.Replaced, b.Replaced) && slices.Equal(a.Kept, b.Kept) &&
+	return slices.Equal(a.Added, b.Added) && slices.Equal(a.Replaced, b.Replaced) && slices.Equal(a.Unchanged, b.Unchanged) && slices.Equal(a.Kept, b.Kept) &&
 		slices.Equal(a.Removed, b.Removed) && slices.Equal(a.Absent, b.Absent)
+}
+
+// TestMergeSameBlockOtherFile: the same block in another file is replaced
+// (its source tag names the new file).
+func TestMergeSameBlockOtherFile(t *testing.T) {
+	first, _ := ParseUpload("", []byte(serverBlock("Connection1")))
+	second, _ := ParseUpload("", []byte(serverBlock("Connection1")+serverBlock("Connection2")))
+	merged, _ := Merge(nil, first, uploadTime)
+	_, res := Merge(merged, second, uploadTime)
+	if !slices.Equal(res.Replaced, []string{"Connection1"}) || len(res.Unchanged) != 0 {
+		t.Errorf("%+v", res)
+	}
 }
 
 func TestMergeSourceTag(t *testing.T) {

@@ -70,7 +70,7 @@ func TestPairingFlow(t *testing.T) {
 	expect(t, call(t, client, "STATUS", ""), CodeOK, "not activated")
 	expect(t, call(t, server, "INSTALL", ""), CodeOK, "installed")
 
-	expect(t, call(t, client, "UPLOAD_CONFIG", b64(clientCfg)), CodeOK, "1 added, 0 replaced, 0 kept, 0 removed\nadded: Connection1 (client)")
+	expect(t, call(t, client, "UPLOAD_CONFIG", b64(clientCfg)), CodeOK, "1 added, 0 replaced, 0 unchanged, 0 kept, 0 removed\nadded: Connection1 (client)")
 	expect(t, call(t, server, "UPLOAD_CONFIG", b64(serverCfg)), CodeOK, "Connection1 (server)")
 
 	// Nothing authorized yet: the server's ACTIVATE says what is missing.

@@ -37,7 +37,7 @@ func TestUploadConfigPerPairing(t *testing.T) {
 	before, _ := n.Keys.AuthorizedKeys("Connection1")
 
 	r := call(t, n, "UPLOAD_CONFIG", b64(edu03Cfg))
-	expect(t, r, CodeOK, "1 added, 0 replaced, 1 kept, 0 removed\nadded: Connection3 (client)\nkept: Connection1 (server, activated)")
+	expect(t, r, CodeOK, "1 added, 0 replaced, 0 unchanged, 1 kept, 0 removed\nadded: Connection3 (client)\nkept: Connection1 (server, activated)")
 	if strings.Contains(r.Output, "s3cret") || strings.Contains(r.Output, "warning") {
 		t.Errorf("reply: %q", r.Output)
 	}
@@ -55,12 +55,18 @@ func TestUploadConfigPerPairing(t *testing.T) {
 		t.Errorf("authorized keys of Connection1: %d before, %d after the second upload", len(before), len(after))
 	}
 
-	// The first file again: Connection1 replaced, Connection3 kept.
-	expect(t, call(t, n, "UPLOAD_CONFIG", b64(serverCfg)), CodeOK, "0 added, 1 replaced, 1 kept, 0 removed\nreplaced: Connection1 (server, activated)\nkept: Connection3 (client)")
+	// The first file again: Connection1 unchanged (the file is byte for
+	// byte the same), Connection3 kept; an edited first file replaces it.
+	data, _ := os.ReadFile(n.Settings.ConnectionsFile)
+	expect(t, call(t, n, "UPLOAD_CONFIG", b64(serverCfg)), CodeOK, "0 added, 0 replaced, 1 unchanged, 1 kept, 0 removed\nunchanged (this file uploaded before): Connection1 (server, activated)\nkept: Connection3 (client)")
+	if again, _ := os.ReadFile(n.Settings.ConnectionsFile); string(again) != string(data) {
+		t.Errorf("uploading the same file again changed the connections file:\n%s\nwas:\n%s", again, data)
+	}
+	expect(t, call(t, n, "UPLOAD_CONFIG", b64("# edited\n"+serverCfg)), CodeOK, "0 added, 1 replaced, 0 unchanged, 1 kept, 0 removed\nreplaced: Connection1 (server, activated)\nkept: Connection3 (client)")
 
 	// Removal: the block form; the activation goes with it.
 	r = call(t, n, "UPLOAD_CONFIG", b64("Connection1\n{\nREMOVE = true\n}\nConnection7\n{\nREMOVE = true\n}\n"))
-	expect(t, r, CodeOK, "0 added, 0 replaced, 1 kept, 1 removed\nkept: Connection3 (client)\nremoved: Connection1\nnot configured, nothing to remove: Connection7\nnote: Connection1 was activated: its activation was dropped with it")
+	expect(t, r, CodeOK, "0 added, 0 replaced, 0 unchanged, 1 kept, 1 removed\nkept: Connection3 (client)\nremoved: Connection1\nnot configured, nothing to remove: Connection7\nnote: Connection1 was activated: its activation was dropped with it")
 	expect(t, call(t, n, "STATUS", ""), CodeOK, "not activated")
 	expect(t, call(t, n, "STATUS", "Connection1"), CodeFailed, `no connection "Connection1" in the configuration (it has Connection3)`)
 }

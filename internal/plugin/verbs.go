@@ -218,12 +218,13 @@ func (n *Node) uploadConfig(st *state, arg string) (Result, error) {
 		}
 		return strings.Join(parts, ", ")
 	}
-	lines := []string{fmt.Sprintf("configuration uploaded (file sha256 %s): %d added, %d replaced, %d kept, %d removed",
-		up.SHA256[:12], len(res.Added), len(res.Replaced), len(res.Kept), len(res.Removed))}
+	lines := []string{fmt.Sprintf("configuration uploaded (file sha256 %s): %d added, %d replaced, %d unchanged, %d kept, %d removed",
+		up.SHA256[:12], len(res.Added), len(res.Replaced), len(res.Unchanged), len(res.Kept), len(res.Removed))}
 	for _, l := range []struct {
 		what  string
 		names []string
-	}{{"added", res.Added}, {"replaced", res.Replaced}, {"kept", res.Kept}, {"removed", res.Removed}} {
+	}{{"added", res.Added}, {"replaced", res.Replaced}, {"unchanged (this file uploaded before)", res.Unchanged},
+		{"kept", res.Kept}, {"removed", res.Removed}} {
 		if len(l.names) > 0 {
 			lines = append(lines, l.what+": "+describe(l.names))
 		}
