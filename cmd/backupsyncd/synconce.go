@@ -17,6 +17,8 @@ import (
 
 	"backupsync/internal/archive"
 	"backupsync/internal/config"
+	"backupsync/internal/display"
+	"backupsync/internal/health"
 	"backupsync/internal/runner"
 	"backupsync/internal/sync"
 	"backupsync/internal/tunnel"
@@ -66,8 +68,8 @@ func syncOnce(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 	}
-	prog := &progress{w: stderr, verbose: *verbose || conn.Verbose, start: time.Now()}
-	r.Event = prog.event
+	prog := &progress{w: stderr, verbose: *verbose || conn.Verbose, live: isTerminal(stderr), counts: &sync.Progress{}}
+	r.Event, r.Progress = prog.event, prog.counts
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -80,9 +82,11 @@ func syncOnce(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	done := make(chan struct{})
-	go prog.tick(done)
+	ticked := make(chan struct{})
+	go func() { prog.tick(done); close(ticked) }()
 	rep, plan, err := r.Once(ctx, *dryRun)
 	close(done)
+	<-ticked
 
 	if *dryRun && err == nil {
 		printPlan(stdout, plan)
@@ -131,47 +135,86 @@ func loadConnection(settingsFile, name string) (*config.Settings, config.Connect
 	return nil, config.Connection{}, fmt.Errorf("%s: no connection %q (it has: %s)", settings.ConnectionsFile, name, strings.Join(names, ", "))
 }
 
-// progress prints what a running cycle does: every file when verbose,
-// otherwise a status line every few seconds.
+// progress shows what a running cycle does while the bytes move: files and
+// bytes done of the total, rate and ETA (sync.Progress), on one line that
+// is rewritten on a terminal and as a plain line every 10 s otherwise (a
+// log or a pipe); every file too when verbose, and every failure.
 type progress struct {
 	w       io.Writer
 	verbose bool
-	start   time.Time
+	live    bool // w is a terminal: rewrite one line in place
+	counts  *sync.Progress
 
-	mu           gosync.Mutex
-	files, fails int
-	bytes        int64
+	mu    gosync.Mutex
+	shown bool // a live line is on the screen, to be cleared before other output
 }
 
 func (p *progress) event(e sync.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if e.Err == nil && !p.verbose {
+		return
+	}
+	p.clearLine()
 	if e.Err != nil {
-		p.fails++
 		fmt.Fprintf(p.w, "FAILED %s %s: %s\n", e.Action.Op, archive.DisplayName(e.Action.Path), archive.DisplayName(e.Err.Error()))
 		return
 	}
-	p.files++
-	p.bytes += e.Bytes
-	if p.verbose {
-		fmt.Fprintf(p.w, "%s %s (%d bytes)\n", e.Action.Op, archive.DisplayName(e.Action.Path), e.Bytes)
+	fmt.Fprintf(p.w, "%s %s (%s)\n", e.Action.Op, archive.DisplayName(e.Action.Path), display.Bytes(e.Bytes))
+}
+
+// clearLine removes the live line; mu is held.
+func (p *progress) clearLine() {
+	if p.shown {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.shown = false
 	}
 }
 
+// progressEvery is how often the progress is printed when stderr is not a
+// terminal.
+var progressEvery = 10 * time.Second
+
+// tick shows the progress until done.
 func (p *progress) tick(done <-chan struct{}) {
-	t := time.NewTicker(5 * time.Second)
+	every := progressEvery
+	if p.live {
+		every = 250 * time.Millisecond
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-done:
+			p.mu.Lock()
+			p.clearLine()
+			p.mu.Unlock()
 			return
 		case <-t.C:
+			s := p.counts.Snapshot(time.Now())
+			if s.Started.IsZero() {
+				continue // still listing: nothing planned yet
+			}
 			p.mu.Lock()
-			secs := time.Since(p.start).Seconds()
-			fmt.Fprintf(p.w, "... %d files, %.1f MiB, %.1f MiB/s, %d failed\n", p.files, float64(p.bytes)/(1<<20), float64(p.bytes)/(1<<20)/secs, p.fails)
+			if p.live {
+				fmt.Fprint(p.w, "\r\033[K"+health.ProgressText(s))
+				p.shown = true
+			} else {
+				fmt.Fprintln(p.w, "... "+health.ProgressText(s))
+			}
 			p.mu.Unlock()
 		}
 	}
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func printPlan(w io.Writer, plan sync.Plan) {
@@ -187,7 +230,15 @@ func printPlan(w io.Writer, plan sync.Plan) {
 		}
 		fmt.Fprintln(w, line)
 	}
-	fmt.Fprintf(w, "%d file(s) up to date\n", plan.UpToDate)
+	files, bytes := 0, int64(0)
+	for _, a := range plan.Actions {
+		switch a.Op {
+		case sync.OpCopy, sync.OpReplace, sync.OpResume:
+			files++
+			bytes += a.Size - a.From
+		}
+	}
+	fmt.Fprintf(w, "would copy %d file(s), %s; %d file(s) up to date\n", files, display.Bytes(bytes), plan.UpToDate)
 }
 
 func printReport(w io.Writer, r sync.Report) {

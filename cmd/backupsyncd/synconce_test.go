@@ -47,7 +47,8 @@ func TestSyncOnce(t *testing.T) {
 	if code := run([]string{"sync-once", "--settings", settings, "--connection", "conn1", "--dry-run"}, &out, &errOut); code != exitOK {
 		t.Fatalf("dry run: exit %d: %s", code, errOut.String())
 	}
-	if !strings.Contains(out.String(), "copy        DB/id_1/level_0/node_0/data (4 bytes)") {
+	if !strings.Contains(out.String(), "copy        DB/id_1/level_0/node_0/data (4 bytes)") ||
+		!strings.Contains(out.String(), "would copy 2 file(s), 8 B; 0 file(s) up to date") {
 		t.Errorf("dry run output:\n%s", out.String())
 	}
 	if _, err := os.Stat(filepath.Join(dst.Dir, dst.Volume, "DB")); err == nil {
@@ -93,5 +94,35 @@ func TestSyncOnceExitCodes(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want %d and %q", code, errOut.String(), tc.want, tc.msg)
 			}
 		})
+	}
+}
+
+// A large file: the progress says how far the copy is while its bytes
+// move, not only once it is done.
+func TestSyncOnceShowsProgressWhileAFileMoves(t *testing.T) {
+	progressEvery = 200 * time.Millisecond
+	t.Cleanup(func() { progressEvery = 10 * time.Second })
+	src := ftptest.Start(t, "embedded", "127.0.7.1")
+	dst := ftptest.Start(t, "embedded", "127.0.7.2")
+	writeBackup(t, src, "DB/id_1/level_0/node_0/data", strings.Repeat("x", 3<<20))
+	settings := syncSetup(t, src, dst, "127.0.7.2")
+	cfg := filepath.Join(filepath.Dir(settings), "connections.cfg")
+	b, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, []byte(strings.Replace(string(b), "SSH = none\n", "SSH = none\nBANDWIDTH_LIMIT = 2M\n", 1)), 0o600)
+
+	var out, errOut bytes.Buffer
+	if code := run([]string{"sync-once", "--settings", settings, "--connection", "Conn1"}, &out, &errOut); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	// Lines like "... 0 of 1 files, 1.2 MiB of 3.0 MiB, 2.0 MiB/s, ETA 1s"
+	// while the one file moves.
+	var mid int
+	for _, l := range strings.Split(errOut.String(), "\n") {
+		if strings.HasPrefix(l, "... 0 of 1 files, ") && strings.Contains(l, " of 3.0 MiB, ") && !strings.HasPrefix(l, "... 0 of 1 files, 0 B") {
+			mid++
+		}
+	}
+	if mid == 0 {
+		t.Errorf("no progress while the file moved:\n%s", errOut.String())
 	}
 }
