@@ -249,7 +249,7 @@ func TestVerbJobsAcrossNodes(t *testing.T) {
 	}
 	r = exec(t, url, "backupsync_status", map[string]any{"connection": "C1", "nodes": []any{"n0012"}})
 	st := r["result_output"].(map[string]any)["n0012"].(map[string]any)["output"].(string)
-	if !strings.HasPrefix(st, "connection: C1 (activated)") || strings.Contains(st, "pw-secret") {
+	if !strings.HasPrefix(st, "health: activated\nconnection: C1 (activated)") || strings.Contains(st, "pw-secret") {
 		t.Errorf("status = %v", r)
 	}
 	r = exec(t, url, "backupsync_activate", map[string]any{"connection": "C9", "nodes": []any{"n0011"}})

@@ -531,13 +531,17 @@ func (n *Node) getLog(st *state, arg string) Result {
 	if err != nil {
 		return failed("getlog: %v", err)
 	}
-	// Health first: the verdict before the evidence.
+	// Health first: the verdict before the evidence, within the lines
+	// asked for.
 	conns, _ := n.connections() // a configuration that does not load is in the log
 	var head []string
 	for _, c := range conns {
 		line, _ := n.health(st, c)
 		head = append(head, "health: "+c.Name+": "+line)
 	}
-	tail = append(head, tail...)
+	if len(head) >= lines {
+		return ok("%s", strings.Join(head[:lines], "\n"))
+	}
+	tail = append(head, tail[max(0, len(tail)-(lines-len(head))):]...)
 	return ok("%s", strings.Join(tail, "\n"))
 }
