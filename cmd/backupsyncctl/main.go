@@ -136,10 +136,11 @@ func init() {
 				fs.StringVar(&o.out, "o", "", "")
 				fs.StringVar(&o.out, "out", "", "")
 			}, run: (*app).cmdSSHKey},
-		{name: "upload-config", args: "FILE", min: 1, max: 1, help: "UPLOAD_CONFIG of a connection config file to every node", run: (*app).cmdUploadConfig},
+		{name: "upload-config", args: "FILE", min: 1, max: 1, help: "UPLOAD_CONFIG of a connection config file to every node: replaces the connections it names, keeps the others; a block Name { REMOVE = true } removes one", run: (*app).cmdUploadConfig},
 		{name: "upload-key", args: "FILE", min: 1, max: 1, help: "UPLOAD_KEY of a key file (sshkey -o output of the other cluster) to every node", run: (*app).cmdUploadKey},
+		{name: "test", args: "CONN", min: 1, max: 1, help: "pre-flight test of a connection on every node now (TEST): both logins (through the tunnel for SSH = client), listings, a probe file written and removed at the destination; exit 1 when a node fails", run: (*app).cmdTest},
 		{name: "pair", args: "--source URL --dest URL --connection NAME --source-config FILE --dest-config FILE",
-			help: "pair two clusters: install, configs, keys both ways, activate (the guide's steps 4-10), idempotently",
+			help: "pair two clusters: install, configs, keys both ways, activate (the guide's steps 4-10), idempotently; then test on the source",
 			flags: func(fs *flag.FlagSet, o *cmdOpts) {
 				fs.StringVar(&o.pair.source, "source", "", "")
 				fs.StringVar(&o.pair.dest, "dest", "", "")

@@ -141,11 +141,37 @@ func (a *app) cmdUploadConfig(args []string) int {
 	if err != nil {
 		return a.fail("%v", err)
 	}
-	if _, err := config.ParseConnections(args[0], data); err != nil {
+	// As the daemons read it: an upload may also remove connections.
+	if _, err := config.ParseUpload(args[0], data); err != nil {
 		return a.fail("%s does not parse; nothing was sent:\n%v", args[0], err)
 	}
 	_, code := a.runVerb("UPLOAD_CONFIG", base64.StdEncoding.EncodeToString(data))
 	return code
+}
+
+// cmdTest runs the pre-flight test of a connection on every node (or
+// --nodes) and prints each node's steps; the exit status is 1 when a step
+// failed on any node, with what failed and the next step on stderr.
+func (a *app) cmdTest(args []string) int {
+	c, code := a.dial()
+	if c == nil {
+		return code
+	}
+	defer c.Close()
+	nodes, err := c.Prepare(a.ctx, a.wantNodes())
+	if err != nil {
+		return a.clusterFailed(c, err)
+	}
+	rows := c.Test(a.ctx, nodes, args[0])
+	if a.g.json {
+		ctl.WriteJSON(a.stdout, ctl.JSONRows(rows))
+	} else {
+		ctl.WriteTable(a.stdout, rows)
+	}
+	if failed := ctl.TestFailures(rows); len(failed) > 0 {
+		return a.fail("the test of %s failed on %d of %d node(s):\n%s", args[0], len(failed), len(rows), strings.Join(failed, "\n"))
+	}
+	return exitOK
 }
 
 // cmdUploadKey sends a key file (one public key line per node, as sshkey

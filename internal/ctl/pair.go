@@ -82,7 +82,9 @@ type pairer struct {
 // the source (its client keys), UPLOAD_KEY of those to the destination,
 // SSHKEY on the destination (authorizes them, returns its host keys),
 // UPLOAD_KEY of the host keys to the source, ACTIVATE on the destination,
-// then on the source; then it checks STATUS of the connection on both.
+// then on the source; then it checks STATUS of the connection on both, and
+// last runs the pre-flight test (TEST) on every node of the source, whose
+// result it reports: a pairing whose test fails is a *PairError.
 //
 // Before changing anything it checks both files locally and that every node
 // of both clusters answers. Every verb is idempotent, so Pair is: a second
@@ -249,7 +251,7 @@ func (p *pairer) reach() error {
 				state = "unreachable"
 			case r.OK():
 				state = "configured"
-				line := firstLine(r.Output)
+				line := connectionLine(r.Output)
 				if i := strings.LastIndexByte(line, '('); i >= 0 && strings.HasSuffix(line, ")") {
 					state = line[i+1 : len(line)-1]
 				}
@@ -331,8 +333,8 @@ func (p *pairer) verify() error {
 		st := PairStep{Title: p.conn + " is activated on the " + side, Side: side, Verb: "STATUS", Rows: JSONRows(rows)}
 		var bad []string
 		for _, r := range rows {
-			if !r.OK() || !strings.Contains(firstLine(r.Output), "(activated)") {
-				bad = append(bad, r.Node+": "+firstLine(r.Reason()))
+			if !r.OK() || !strings.Contains(connectionLine(r.Output), "(activated)") {
+				bad = append(bad, r.Node+": "+connectionLine(r.Reason()))
 			}
 		}
 		p.record(st, rows...)
@@ -345,7 +347,25 @@ func (p *pairer) verify() error {
 	if p.wasActive {
 		note += "; it was already before: the same config and keys were sent again, nothing else changed"
 	}
-	p.record(PairStep{Title: "done", Note: note})
+	return p.test(note)
+}
+
+// test runs the pre-flight test on every node of the source (the client
+// side: its test goes through the destination's tunnels) and reports its
+// result as the last step.
+func (p *pairer) test(note string) error {
+	rows := p.Source.Test(p.ctx, p.srcNodes, p.conn)
+	st := PairStep{Title: "test " + p.conn + " on the source (logins, listings, a probe file at the destination)",
+		Side: sideSource, Verb: "TEST", Rows: JSONRows(rows), Note: note}
+	p.record(st, rows...)
+	if failed := TestFailures(rows); len(failed) > 0 {
+		return &PairError{Step: st,
+			Reason: fmt.Sprintf("%s is paired and activated, but the pre-flight test failed on %d of %d source node(s):\n%s",
+				p.conn, len(failed), len(rows), strings.Join(failed, "\n")),
+			Fix: "Fix what the test names (the configs' URLs and passwords, the archive volumes, the daemons), upload the corrected config, " +
+				"then run backupsyncctl test " + p.conn + " on the source, or this pair command again."}
+	}
+	p.record(PairStep{Title: "done", Note: note + "; the pre-flight test passed on every node of the source: the first cycle runs at its START_CYCLE"})
 	return nil
 }
 
@@ -373,7 +393,7 @@ func (p *pairer) record(st PairStep, rows ...Row) {
 	var head string
 	switch {
 	case st.Title == "done":
-		head = "done: " + st.Note
+		head = "paired and tested: " + st.Note
 	case st.Step > 0:
 		head = fmt.Sprintf("step %-2d %s (%s)", st.Step, st.Title, st.Verb)
 	default:
@@ -414,6 +434,17 @@ func ShortKey(line string) string {
 func b64(data []byte) string { return base64.StdEncoding.EncodeToString(data) }
 
 func joinLines(lines []string) []byte { return []byte(strings.Join(lines, "\n") + "\n") }
+
+// connectionLine is the "connection: NAME (activation)" line of a STATUS
+// CONN answer (health leads it), or the first line of any other text.
+func connectionLine(s string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, "connection: ") {
+			return l
+		}
+	}
+	return firstLine(s)
+}
 
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
