@@ -10,20 +10,20 @@ import (
 	"testing"
 )
 
-// buildDeb builds the .deb of version into dir and returns its path.
-func buildDeb(t *testing.T, version, dir string) string {
+// buildDeb returns the .deb of version, built once per test process.
+func buildDeb(t *testing.T, version string) string {
 	t.Helper()
 	need(t, "dpkg-deb", "fakeroot", "go")
-	return strings.TrimSpace(run(t, root, "./packaging/build-deb.sh", version, dir))
+	return buildPackage(t, "./packaging/build-deb.sh", version)
 }
 
 // TestDebMetadata checks the .deb as dpkg-deb shows it: the package root is
 // 0755, Depends names adduser and no C library (the binaries are static),
 // every file under /etc is a conffile, and md5sums lists every other file.
 func TestDebMetadata(t *testing.T) {
-	deb := buildDeb(t, "0.1.0-meta", t.TempDir())
+	deb := buildDeb(t, "0.1.0-test1")
 	info := run(t, "", "dpkg-deb", "--info", deb)
-	for _, want := range []string{"Package: backupsync", "Version: 0.1.0-meta", " md5sums", " conffiles", " postinst", " prerm", " postrm"} {
+	for _, want := range []string{"Package: backupsync", "Version: 0.1.0-test1", " md5sums", " conffiles", " postinst", " prerm", " postrm"} {
 		if !strings.Contains(info, want) {
 			t.Errorf("dpkg-deb --info lacks %q:\n%s", want, info)
 		}
@@ -115,9 +115,8 @@ func fields(t *testing.T, file string, col int) []string {
 // recording systemctl, then upgrades it over a running and over a stopped
 // daemon, removes and purges it, checking what each step leaves.
 func TestDebInstallUpgradeRemove(t *testing.T) {
-	dir := t.TempDir()
-	v1 := buildDeb(t, "0.1.0-test1", dir)
-	v2 := buildDeb(t, "0.1.0-test2", dir)
+	v1 := buildDeb(t, "0.1.0-test1")
+	v2 := buildDeb(t, "0.1.0-test2")
 	r := newThrowaway(t)
 	need(t, "adduser")
 	r.stubSystemd(t)
@@ -229,7 +228,7 @@ func TestDebLintian(t *testing.T) {
 	if _, err := exec.LookPath("lintian"); err != nil {
 		t.Skip("lintian is not installed (optional: apt-get install lintian)")
 	}
-	deb := buildDeb(t, "0.1.0", t.TempDir())
+	deb := buildDeb(t, "0.1.0-test1")
 	out, _ := exec.Command("lintian", deb).CombinedOutput()
 	pending := regexp.MustCompile(`^[EW]: backupsync: (bogus-mail-host|no-changelog|no-copyright-file|no-manual-page)\b`)
 	for _, line := range strings.Split(string(out), "\n") {

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"backupsync/internal/clustertest"
@@ -52,6 +53,45 @@ func run(t *testing.T, dir, name string, args ...string) string {
 }
 
 const root = "../.."
+
+// built holds the packages the tests built, each once per test process (a
+// build links both binaries): script+version → path.
+var built struct {
+	sync.Mutex
+	dir   string
+	paths map[string]string
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
+// buildPackage runs the build script (relative to the repository root) for
+// version, once per process, and returns the path it printed.
+func buildPackage(t *testing.T, script, version string) string {
+	t.Helper()
+	built.Lock()
+	defer built.Unlock()
+	key := script + " " + version
+	if p, ok := built.paths[key]; ok {
+		return p
+	}
+	if built.dir == "" {
+		dir, err := os.MkdirTemp("", "backupsync-packages-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		built.dir, built.paths = dir, map[string]string{}
+	}
+	out := filepath.Join(built.dir, strings.ReplaceAll(key, "/", "_"))
+	p := strings.TrimSpace(run(t, root, script, version, out))
+	built.paths[key] = p
+	return p
+}
 
 func TestSystemdUnitVerifies(t *testing.T) {
 	need(t, "systemd-analyze")

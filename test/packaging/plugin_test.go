@@ -21,13 +21,13 @@ const (
 	pluginPrefix  = "/usr/opt/EXAplugins/Administration.BackupSync-" + pluginVersion
 )
 
-// buildPluginPkg builds the EXAoperation package and returns its path and
-// the directory its inner tarball was unpacked into (on the machine, for
-// looking at; nothing is installed).
+// buildPluginPkg returns the EXAoperation package (built once per test
+// process) and a directory its inner tarball was unpacked into (on the
+// machine, for looking at; nothing is installed).
 func buildPluginPkg(t *testing.T) (pkg, unpacked string) {
 	t.Helper()
 	need(t, "tar", "go")
-	pkg = strings.TrimSpace(run(t, root, "./packaging/build-plugin-pkg.sh", pluginVersion, t.TempDir()))
+	pkg = buildPackage(t, "./packaging/build-plugin-pkg.sh", pluginVersion)
 	if !strings.HasPrefix(filepath.Base(pkg), "Plugin.Administration.BackupSync-"+pluginVersion+"-") || !strings.HasSuffix(pkg, ".pkg") {
 		t.Fatalf("package name %s", pkg)
 	}
