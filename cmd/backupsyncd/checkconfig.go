@@ -40,6 +40,9 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, err)
 			failed = true
 		} else {
+			if !s.HasUsers() {
+				fmt.Fprintf(stderr, "%s: warning: %s\n", s.File, config.NoUserProblem)
+			}
 			defaultPort = s.FTPDefaultPort
 			if len(files) == 0 {
 				files = []string{s.ConnectionsFile}

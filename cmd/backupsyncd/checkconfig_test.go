@@ -92,3 +92,46 @@ func TestCheckConfigWithSettings(t *testing.T) {
 		t.Errorf("stderr: %s", errOut.String())
 	}
 }
+
+// Settings without an xmlrpc user are valid, but check-config warns: such a
+// daemon answers every call 401. A password_hash that is not a bcrypt hash
+// is an error at its position.
+func TestCheckConfigSettingsUsers(t *testing.T) {
+	dir := t.TempDir()
+	node := "node {\n  name = \"n1\"\n  ip = \"127.0.0.1\"\n  index = 0\n}\n"
+	write := func(name, src string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name, src string
+		code      int
+		want      string // on stderr; "" for nothing
+	}{
+		{"no xmlrpc block", node, exitOK, ": warning: no xmlrpc user is configured: every call will answer 401; add `user \"admin\" { password_hash = \"…\" }` to the xmlrpc block (backupsyncctl hash-password / see README)"},
+		{"no user", node + "xmlrpc {\n  # user \"admin\" {\n  #   password_hash = \"...\"\n  # }\n}\n", exitOK, ": warning: no xmlrpc user is configured"},
+		{"a user", node + "xmlrpc {\n  user \"admin\" {\n    password_hash = \"$2a$10$Q0UurHQnJ0BbK.3Db7ncgeVs.NP3bS4.T5ZBbehykvyvOd.mvZvfG\"\n  }\n}\n", exitOK, ""},
+		{"a plain password", node + "xmlrpc {\n  user \"admin\" {\n    password_hash = \"s3cret-pw\"\n  }\n}\n", exitFailed, ":8,5: Invalid password_hash; the password_hash of xmlrpc user \"admin\" is not a bcrypt hash"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := write(strings.ReplaceAll(tc.name, " ", "_")+".hcl", tc.src)
+			var out, errOut bytes.Buffer
+			code := run([]string{"check-config", "--settings", s, "../../testdata/seed/server.cfg"}, &out, &errOut)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d; stderr %s", code, tc.code, errOut.String())
+			}
+			switch {
+			case tc.want == "" && errOut.Len() != 0:
+				t.Errorf("stderr %q, want nothing", errOut.String())
+			case tc.want != "" && !strings.Contains(errOut.String(), s+tc.want):
+				t.Errorf("stderr %q lacks %q", errOut.String(), s+tc.want)
+			}
+			if strings.Contains(errOut.String()+out.String(), "s3cret-pw") {
+				t.Error("check-config printed the value of password_hash")
+			}
+		})
+	}
+}

@@ -69,3 +69,12 @@ func IsBcryptHash(h string) bool {
 	}
 	return true
 }
+
+// NoUserProblem is what the daemon logs at start (an error) and
+// check-config prints (a warning) when the settings name no xmlrpc user:
+// the daemon runs, and answers every call 401.
+const NoUserProblem = "no xmlrpc user is configured: every call will answer 401; " +
+	"add `user \"admin\" { password_hash = \"…\" }` to the xmlrpc block (backupsyncctl hash-password / see README)"
+
+// HasUsers reports whether the xmlrpc block names at least one user.
+func (s *Settings) HasUsers() bool { return s.XMLRPC != nil && len(s.XMLRPC.Users) > 0 }
