@@ -20,7 +20,9 @@ var dummyHash = []byte("$2a$10$bfSB4troqPY51CT4nPVm1.wmgswodZIWJZhGqseKb8iyWGvJj
 const failureDelay = 300 * time.Millisecond
 
 // RequireLogin wraps h with HTTP Basic auth against users: missing or wrong
-// credentials are answered 401 after a short delay.
+// credentials are answered 401 after a short delay. It remembers nothing
+// between requests: a daemon uses Login.Require, which also throttles
+// guessing per source address.
 func RequireLogin(users Users, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user, password, ok := r.BasicAuth()
@@ -29,9 +31,13 @@ func RequireLogin(users Users, h http.Handler) http.Handler {
 			return
 		}
 		time.Sleep(failureDelay)
-		w.Header().Set("WWW-Authenticate", `Basic realm="backupsync"`)
-		http.Error(w, "401 Unauthorized: wrong or missing user and password", http.StatusUnauthorized)
+		unauthorized(w)
 	})
+}
+
+func unauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="backupsync"`)
+	http.Error(w, "401 Unauthorized: wrong or missing user and password", http.StatusUnauthorized)
 }
 
 func (u Users) check(user, password string) bool {
