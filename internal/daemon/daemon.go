@@ -70,6 +70,9 @@ type Daemon struct {
 	// settings and users are what SIGHUP may change (ReloadSettings).
 	settings atomic.Pointer[config.Settings]
 	users    atomic.Pointer[control.Users]
+	// login guards every handler that needs a login, with one throttle
+	// of failed logins per source address for the daemon's life.
+	login *control.Login
 
 	health *health.Tracker
 
@@ -180,9 +183,10 @@ func (d *Daemon) listen() error {
 	}
 	mux := http.NewServeMux()
 	d.users.Store(&users)
+	d.login = control.NewLogin(d.Logger)
 	// The users are looked up per request: SIGHUP may change them.
 	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		control.RequireLogin(*d.users.Load(), srv).ServeHTTP(w, r)
+		d.login.Require(*d.users.Load(), srv).ServeHTTP(w, r)
 	})
 	mux.Handle("/", api)                        // EXAoperation's /cluster1/, ConfD's / and /RPC2, anything else
 	mux.Handle("/master", jobs.MasterHandler()) // ConfD's: no login, as there
@@ -201,6 +205,9 @@ func (d *Daemon) listen() error {
 func (d *Daemon) Run(ctx context.Context, grace time.Duration) error {
 	d.Logger.Info("backupsyncd started", "node", d.Settings.Node.Name, "version", version.Version,
 		"control", "https://"+d.ControlAddr+"/", "fingerprint", d.Fingerprint)
+	if !d.Settings.HasUsers() {
+		d.Logger.Error(config.NoUserProblem, "settings", d.Settings.File)
+	}
 	d.Reload()
 	d.sched.Start()
 	errc := make(chan error, 2)
