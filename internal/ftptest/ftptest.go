@@ -92,6 +92,8 @@ type variant struct {
 	unprivileged bool   // sessions act as SystemUser, not root
 	tlsCert      []byte // PEM; explicit TLS (AUTH TLS) is offered when set
 	tlsKey       []byte
+	pasvMin      int // passive port range; 0: any port
+	pasvMax      int
 }
 
 // RealKinds lists the real server kinds in a stable order.
@@ -140,6 +142,15 @@ func StartUnprivileged(t testing.TB, host string) *Server {
 func StartUnprivilegedTLS(t testing.TB, host string, certPEM, keyPEM []byte) *Server {
 	t.Helper()
 	return startServer(t, KindVsftpd, host, 0, variant{unprivileged: true, tlsCert: certPEM, tlsKey: keyPEM})
+}
+
+// StartTLS starts vsftpd offering explicit TLS (FTPS) with the PEM
+// certificate and key given, with sessions that act as root like Start's,
+// and passive data ports from pasvMin to pasvMax only (a tunnel that cannot
+// read an encrypted control connection allows that range).
+func StartTLS(t testing.TB, host string, certPEM, keyPEM []byte, pasvMin, pasvMax int) *Server {
+	t.Helper()
+	return startServer(t, KindVsftpd, host, 0, variant{tlsCert: certPEM, tlsKey: keyPEM, pasvMin: pasvMin, pasvMax: pasvMax})
 }
 
 func startServer(t testing.TB, kind, host string, port int, vr variant) *Server {

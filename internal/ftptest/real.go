@@ -272,6 +272,9 @@ func vsftpdConfig(s *Server) ([]string, error) {
 		"use_localtime=NO",
 		"",
 	}, "\n")
+	if s.pasvMin != 0 {
+		text += fmt.Sprintf("pasv_min_port=%d\npasv_max_port=%d\n", s.pasvMin, s.pasvMax)
+	}
 	if s.tlsCert != nil {
 		cert, key := filepath.Join(s.confDir, "cert.pem"), filepath.Join(s.confDir, "key.pem")
 		if err := writeFile(cert, string(s.tlsCert), 0o600); err != nil {
