@@ -742,27 +742,54 @@ const proxyBuffer = 256 << 10
 // through.
 var proxyBuffers = sync.Pool{New: func() any { b := make([]byte, proxyBuffer); return &b }}
 
-// copyPooled is io.CopyBuffer with a buffer from proxyBuffers, using only
-// Read and Write. tap, if not nil, sees every chunk read before it is
+// smallProxyBuffer is what each direction of a forwarded connection reads
+// into until a read fills it: an idle connection (a control connection, a
+// channel of a flood) holds 2 × 4 KiB rather than 2 × 256 KiB.
+const smallProxyBuffer = 4 << 10
+
+var smallProxyBuffers = sync.Pool{New: func() any { b := make([]byte, smallProxyBuffer); return &b }}
+
+// copyPooled copies src to dst until EOF (then nil) or an error, using only
+// Read and Write: into a small buffer until a read fills it, then into one
+// of proxyBuffers. tap, if not nil, sees every chunk read before it is
 // written.
 func copyPooled(dst io.Writer, src io.Reader, tap func([]byte)) (int64, error) {
-	b := proxyBuffers.Get().(*[]byte)
-	defer proxyBuffers.Put(b)
-	if tap != nil {
-		dst = tapWriter{dst, tap}
+	small := smallProxyBuffers.Get().(*[]byte)
+	defer smallProxyBuffers.Put(small)
+	buf := *small
+	var big *[]byte
+	defer func() {
+		if big != nil {
+			proxyBuffers.Put(big)
+		}
+	}()
+	var written int64
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			if tap != nil {
+				tap(buf[:n])
+			}
+			w, werr := dst.Write(buf[:n])
+			written += int64(w)
+			if werr != nil {
+				return written, werr
+			}
+			if w != n {
+				return written, io.ErrShortWrite
+			}
+			if n == len(buf) && big == nil {
+				big = proxyBuffers.Get().(*[]byte)
+				buf = *big
+			}
+		}
+		if rerr == io.EOF {
+			return written, nil
+		}
+		if rerr != nil {
+			return written, rerr
+		}
 	}
-	return io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *b)
-}
-
-// tapWriter shows what is written to tap first.
-type tapWriter struct {
-	w   io.Writer
-	tap func([]byte)
-}
-
-func (t tapWriter) Write(p []byte) (int, error) {
-	t.tap(p)
-	return t.w.Write(p)
 }
 
 // proxy copies both ways, passing half-closes on, until both directions
