@@ -1,0 +1,159 @@
+package e2e
+
+import (
+	"crypto/md5"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"backupsync/internal/clustertest"
+	"backupsync/internal/ftptest"
+)
+
+// TestTwoPairingsOnOneCluster: the middle cluster is the server of EDU01's
+// Connection1 and the client of its own Connection3 to EDU03, each pairing
+// made with backupsyncctl pair from its own pair of files (the guide's one
+// file per pairing). The second upload keeps the first connection, its
+// activation and keys: both keep syncing, md5-identical, and pair's
+// pre-flight test passes for both. Removing Connection3 by uploading
+// "Connection3 { REMOVE = true }" drops it and its activation; Connection1
+// goes on syncing.
+func TestTwoPairingsOnOneCluster(t *testing.T) {
+	ipA, ipB, ipC := "127.0.11.101", "127.0.11.102", "127.0.11.103"
+	ftpA, ftpB, ftpC := ftptest.Start(t, "vsftpd", ipA), ftptest.Start(t, "vsftpd", ipB), ftptest.Start(t, "vsftpd", ipC)
+	sshB, sshC := clustertest.CommonFreePort(t, ipB), clustertest.CommonFreePort(t, ipC)
+	edu01 := clustertest.Start(t, "n011", []string{ipA}, clustertest.Options{FTPPorts: []int{ftpA.Port}, RemoteSSHPort: sshB})
+	mid := clustertest.Start(t, "n012", []string{ipB}, clustertest.Options{FTPPorts: []int{ftpB.Port}, SSHPort: sshB, RemoteSSHPort: sshC})
+	edu03 := clustertest.Start(t, "n013", []string{ipC}, clustertest.Options{FTPPorts: []int{ftpC.Port}, SSHPort: sshC})
+	vol := func(s *ftptest.Server) string { return filepath.Join(s.Dir, s.Volume) }
+
+	writeSet := func(s *ftptest.Server, db string, id int) {
+		for f, size := range []int{200 << 10, 3 << 10} {
+			name := fmt.Sprintf("data_%d", f)
+			if f == 1 {
+				name = "metadata"
+			}
+			p := filepath.Join(vol(s), db, fmt.Sprintf("id_%d/level_0/node_0", id), name)
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			data := make([]byte, size)
+			for j := range data {
+				data[j] = byte(j*13 + id + f + len(db))
+			}
+			os.WriteFile(p, data, 0o644)
+			old := time.Now().Add(-time.Hour)
+			os.Chtimes(p, old, old)
+		}
+	}
+	writeSet(ftpA, "DB1", 1)
+	writeSet(ftpB, "DB3", 1)
+
+	work := t.TempDir()
+	client := func(name, db string, src, dst *ftptest.Server, remote string) string {
+		return fmt.Sprintf("# %s: this cluster copies %s to the remote one\n%s\n{\nDATABASE_NAME = %s\nSTART_CYCLE = @every 2s\n"+
+			"LOCAL_URL = ftp://%s:%s@%%s/%s\nREMOTE_URL = ftp://%s:%s@%%s:%d/%s\nREMOTE_NODES = %s\nSSH = client\nSETTLE_TIME = 2s\n}\n",
+			name, db, name, db, src.User, src.Password, src.Volume, dst.User, dst.Password, dst.Port, dst.Volume, remote)
+	}
+	file := func(name, content string) string {
+		p := filepath.Join(work, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ctl := filepath.Join(clustertest.Binaries(t), "backupsyncctl")
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(ctl, append([]string{"--insecure"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("backupsyncctl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	pair := func(src, dst *clustertest.Cluster, conn, srcCfg, dstCfg string) string {
+		return run("pair", "--source", src.URL(), "--dest", dst.URL(), "--connection", conn, "--source-config", srcCfg, "--dest-config", dstCfg)
+	}
+
+	// EDU01 → middle (Connection1), then middle → EDU03 (Connection3): the
+	// middle cluster gets the server file of the first pairing and the
+	// client file of the second.
+	out := pair(edu01, mid, "Connection1",
+		file("edu01-client.cfg", client("Connection1", "DB1", ftpA, ftpB, ipB)), file("mid-server.cfg", "Connection1\n{\nSSH = server\n}\n"))
+	if !strings.Contains(out, "paired and tested: ") {
+		t.Fatalf("first pairing:\n%s", out)
+	}
+	out = pair(mid, edu03, "Connection3",
+		file("mid-client.cfg", client("Connection3", "DB3", ftpB, ftpC, ipC)), file("edu03-server.cfg", "Connection3\n{\nSSH = server\n}\n"))
+	if !strings.Contains(out, "paired and tested: ") || !strings.Contains(out, "kept: Connection1 (server, activated)") {
+		t.Fatalf("second pairing:\n%s", out)
+	}
+	status := run("--url", mid.URL(), "status", "Connection1")
+	if !strings.Contains(status, "connection: Connection1 (activated)") || !strings.Contains(status, "origin: uploaded ") {
+		t.Fatalf("middle cluster's Connection1 after the second pairing:\n%s", status)
+	}
+
+	type copyOf struct {
+		db       string
+		src, dst *ftptest.Server
+	}
+	converged := func(what string, copies ...copyOf) {
+		t.Helper()
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			all := true
+			for _, c := range copies {
+				want, got := dbSums(vol(c.src), c.db), dbSums(vol(c.dst), c.db)
+				all = all && len(want) > 0 && fmt.Sprint(want) == fmt.Sprint(got)
+			}
+			if all {
+				t.Logf("converged: %s", what)
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no convergence in 90s\nmiddle log:\n%s", what, mid.Nodes[0].Output())
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	db1, db3 := copyOf{"DB1", ftpA, ftpB}, copyOf{"DB3", ftpB, ftpC}
+	converged("both pairings, first copy", db1, db3)
+	writeSet(ftpA, "DB1", 2)
+	writeSet(ftpB, "DB3", 2)
+	converged("both pairings keep syncing", db1, db3)
+
+	// The removal form: Connection3 goes, with its activation; Connection1
+	// stays and keeps syncing.
+	out = run("--url", mid.URL(), "upload-config", file("remove3.cfg", "Connection3\n{\nREMOVE = true\n}\n"))
+	if !strings.Contains(out, "kept: Connection1 (server, activated)\n") || !strings.Contains(out, "removed: Connection3\n") ||
+		!strings.Contains(out, "note: Connection3 was activated: its activation was dropped with it") {
+		t.Fatalf("removal:\n%s", out)
+	}
+	if data, _ := os.ReadFile(filepath.Join(mid.Nodes[0].Dir, "connections.cfg")); strings.Contains(string(data), "Connection3") ||
+		!strings.Contains(string(data), "Connection1") {
+		t.Fatalf("the middle cluster's connections file after the removal:\n%s", data)
+	}
+	writeSet(ftpA, "DB1", 3)
+	converged("Connection1 after Connection3's removal", db1)
+	_ = edu03
+}
+
+// dbSums is the md5 of every file of database db's node_0 in the volume dir.
+func dbSums(dir, db string) map[string]string {
+	out := map[string]string{}
+	filepath.WalkDir(filepath.Join(dir, db), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.Contains(p, "/node_0/") {
+			return nil
+		}
+		data, _ := os.ReadFile(p)
+		sum := md5.Sum(data)
+		rel, _ := filepath.Rel(dir, p)
+		out[rel] = hex.EncodeToString(sum[:])
+		return nil
+	})
+	return out
+}
