@@ -207,9 +207,8 @@ func TestExpectationsWindowAndBound(t *testing.T) {
 	}
 }
 
-// FuzzFTPTrack: any bytes in any split, both directions: no panic, memory
-// bounded, and only a port that appears in a 227 or 229 reply is ever
-// announced.
+// FuzzFTPTrack: any bytes in any split, both directions: no panic, and
+// every buffer stays within its bound.
 func FuzzFTPTrack(f *testing.F) {
 	f.Add([]byte("USER u\r\nEPSV\r\n"), []byte("220 hi\r\n331 x\r\n229 (|||40001|)\r\n"), uint8(3))
 	f.Add([]byte("PASV\r\n"), []byte("220-a\r\n220 b\r\n227 (1,2,3,4,5,6)\r\n"), uint8(7))
