@@ -33,9 +33,13 @@ import (
 //     calls with the cluster user all the time); another address is never
 //     affected.
 //
-// Memory: at most 10,000 addresses (under 3 MiB), the
+// At most four password checks of one address run at once; its other
+// requests wait their turn (at most 128 of them, each at most 10 s, else
+// 429), so that a burst of parallel guesses gets at most eight checked
+// before the back-off while backupsyncctl's 32 parallel calls pass in
+// turns. Memory: at most 10,000 addresses remembered (under 3 MiB), the
 // least recently failed forgotten first, any after an hour without a
-// failure; at most 64 password checks in flight per address.
+// failure.
 type Login struct {
 	logger *slog.Logger
 	t      *throttle
@@ -59,7 +63,7 @@ const maxLoggedUser = 64
 func (l *Login) Require(users Users, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		addr := addressKey(r.RemoteAddr)
-		if wait, ok := l.t.admit(addr, l.t.now()); !ok {
+		if wait, ok := l.t.admit(r.Context(), addr); !ok {
 			tooManyFailures(w, wait)
 			return
 		}

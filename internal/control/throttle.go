@@ -2,6 +2,7 @@ package control
 
 import (
 	"container/list"
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -28,9 +29,16 @@ const (
 	// least recently is forgotten first. A record is about 200 bytes with
 	// its map and list entries: 10,000 of them stay under 3 MiB.
 	throttleCapacity = 10000
-	// throttleChecking bounds the password checks (bcrypt) in flight for
-	// one address, above what backupsyncctl sends at once (32).
-	throttleChecking = 64
+	// throttleParallel password checks (bcrypt) of one address run at
+	// once; its other requests wait their turn. So a burst of parallel
+	// guesses gets at most throttleFree-1+throttleParallel checked before
+	// the back-off, while backupsyncctl's 32 parallel calls pass in turns.
+	throttleParallel = 4
+	// throttleQueue bounds the requests of one address waiting for or
+	// holding a turn, and throttleWait how long one waits; beyond either
+	// it is answered 429.
+	throttleQueue = 128
+	throttleWait  = 10 * time.Second
 	// recentDigests is how many distinct failed credentials a record keeps,
 	// so that a client repeating one wrong password (backupsyncctl's
 	// parallel calls after a typo) counts one failure, not one per call.
@@ -48,21 +56,30 @@ const (
 // expired one check at a time is let through: a failure backs off again
 // (twice as long), a success forgets the address. A failure with the same
 // user and password as one of the address's last recentDigests failures
-// is not counted again. Checks in flight per address are bounded by
-// checking, records by capacity.
+// is not counted again. At most parallel checks of an address run at once
+// (the others wait, up to queue of them, each at most wait); records are
+// bounded by capacity.
 type throttle struct {
 	free      int
 	base, max time.Duration
 	forget    time.Duration
 	capacity  int
-	checking  int
+	parallel  int
+	queue     int
+	wait      time.Duration
 	key       [32]byte // keys the digests of failed credentials
 	now       func() time.Time
 
-	mu       sync.Mutex
-	addrs    map[string]*list.Element // of *record
-	lru      *list.List               // most recently failed or refused first
-	inFlight map[string]int           // password checks running, per address
+	mu    sync.Mutex
+	addrs map[string]*list.Element // of *record
+	lru   *list.List               // most recently failed or refused first
+	gates map[string]*gate         // of the addresses with requests in flight
+}
+
+// gate holds the turns of one address's password checks.
+type gate struct {
+	turns chan struct{} // a token per check running
+	users int           // requests waiting for or holding a turn
 }
 
 // record is what the throttle knows of one address.
@@ -78,9 +95,9 @@ type record struct {
 
 func newThrottle() *throttle {
 	t := &throttle{free: throttleFree, base: throttleBase, max: throttleMax, forget: throttleForget,
-		capacity: throttleCapacity, checking: throttleChecking,
+		capacity: throttleCapacity, parallel: throttleParallel, queue: throttleQueue, wait: throttleWait,
 		now:   time.Now,
-		addrs: map[string]*list.Element{}, lru: list.New(), inFlight: map[string]int{}}
+		addrs: map[string]*list.Element{}, lru: list.New(), gates: map[string]*gate{}}
 	rand.Read(t.key[:])
 	return t
 }
@@ -113,33 +130,94 @@ func (t *throttle) digest(user, password string) uint64 {
 	return binary.LittleEndian.Uint64(m.Sum(nil))
 }
 
-// admit decides whether a request of addr may have its password checked.
-// When ok, the caller must call exactly one of succeeded, failed or
-// release for it. When not ok, wait is how long the address should wait
-// (at least a second).
-func (t *throttle) admit(addr string, now time.Time) (wait time.Duration, ok bool) {
+// admit decides whether a request of addr may have its password checked,
+// waiting for its turn while parallel checks of addr run (until ctx ends
+// or for at most wait). When ok, the caller must call exactly one of
+// succeeded, failed or release for it. When not ok, wait is how long the
+// address should wait (at least a second).
+func (t *throttle) admit(ctx context.Context, addr string) (wait time.Duration, ok bool) {
+	t.mu.Lock()
+	if d, backedOff := t.backedOff(addr, t.now()); backedOff {
+		t.mu.Unlock()
+		return d, false
+	}
+	g := t.gates[addr]
+	if g == nil {
+		g = &gate{turns: make(chan struct{}, t.parallel)}
+		t.gates[addr] = g
+	}
+	if g.users >= t.queue {
+		t.refused(addr, t.now())
+		t.mu.Unlock()
+		return time.Second, false
+	}
+	g.users++
+	t.mu.Unlock()
+
+	timer := time.NewTimer(t.wait)
+	defer timer.Stop()
+	select {
+	case g.turns <- struct{}{}:
+	case <-ctx.Done():
+		t.mu.Lock()
+		t.leave(addr, g, false)
+		t.mu.Unlock()
+		return time.Second, false
+	case <-timer.C:
+		t.mu.Lock()
+		t.refused(addr, t.now())
+		t.leave(addr, g, false)
+		t.mu.Unlock()
+		return time.Second, false
+	}
+
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	r := t.lookup(addr, now)
-	refuse := func(d time.Duration) (time.Duration, bool) {
-		if r != nil {
-			r.refused++
-			r.last = now
-			t.lru.MoveToFront(t.addrs[addr])
-		}
-		return max(d, time.Second), false
+	// The back-off may have begun while this request waited.
+	now := t.now()
+	if d, backedOff := t.backedOff(addr, now); backedOff {
+		t.leave(addr, g, true)
+		return d, false
 	}
-	switch {
-	case r != nil && now.Before(r.until):
-		return refuse(r.until.Sub(now))
-	case r != nil && r.failures >= t.free && t.inFlight[addr] > 0:
-		// Past the back-off: one check at a time.
-		return refuse(time.Second)
-	case t.inFlight[addr] >= t.checking:
-		return refuse(time.Second)
+	if r := t.lookup(addr, now); r != nil && r.failures >= t.free && len(g.turns) > 1 {
+		// Past a back-off: one check at a time.
+		t.refused(addr, now)
+		t.leave(addr, g, true)
+		return time.Second, false
 	}
-	t.inFlight[addr]++
 	return 0, true
+}
+
+// backedOff reports whether addr is backed off and for how much longer,
+// counting the refusal.
+func (t *throttle) backedOff(addr string, now time.Time) (time.Duration, bool) {
+	r := t.lookup(addr, now)
+	if r == nil || !now.Before(r.until) {
+		return 0, false
+	}
+	t.refused(addr, now)
+	return max(r.until.Sub(now), time.Second), true
+}
+
+// refused counts a refusal of addr, which keeps its record fresh.
+func (t *throttle) refused(addr string, now time.Time) {
+	if e, ok := t.addrs[addr]; ok {
+		r := e.Value.(*record)
+		r.refused++
+		r.last = now
+		t.lru.MoveToFront(e)
+	}
+}
+
+// leave ends a request's use of g: its turn (when it held one) and its
+// place.
+func (t *throttle) leave(addr string, g *gate, turn bool) {
+	if turn {
+		<-g.turns
+	}
+	if g.users--; g.users == 0 {
+		delete(t.gates, addr)
+	}
 }
 
 // release ends an admitted request that checked nothing (it had no
@@ -150,11 +228,10 @@ func (t *throttle) release(addr string) {
 	t.done(addr)
 }
 
+// done ends an admitted request's turn.
 func (t *throttle) done(addr string) {
-	if t.inFlight[addr] <= 1 {
-		delete(t.inFlight, addr)
-	} else {
-		t.inFlight[addr]--
+	if g := t.gates[addr]; g != nil {
+		t.leave(addr, g, true)
 	}
 }
 

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -35,7 +36,7 @@ func newTestThrottle() (*throttle, *fakeClock) {
 // fail admits one check of addr and fails it with password pw.
 func fail(t *testing.T, th *throttle, addr, pw string) failure {
 	t.Helper()
-	if wait, ok := th.admit(addr, th.now()); !ok {
+	if wait, ok := th.admit(context.Background(), addr); !ok {
 		t.Fatalf("%s: refused (wait %v) before its failure %q", addr, wait, pw)
 	}
 	return th.failed(addr, th.digest("admin", pw), th.now())
@@ -58,21 +59,21 @@ func TestThrottleBacksOffExponentially(t *testing.T) {
 		// Refused, unchecked, for the whole back-off; another address is not.
 		for _, at := range []time.Duration{0, want / 2, want - time.Millisecond} {
 			clock.add(at)
-			if wait, ok := th.admit(addr, th.now()); ok || wait < time.Second || wait > want-at+time.Second {
+			if wait, ok := th.admit(context.Background(), addr); ok || wait < time.Second || wait > want-at+time.Second {
 				t.Fatalf("failure %d, %v into its back-off: admitted=%v wait %v", i, at, ok, wait)
 			}
 			clock.add(-at)
 		}
-		if _, ok := th.admit("192.0.2.8", th.now()); !ok {
+		if _, ok := th.admit(context.Background(), "192.0.2.8"); !ok {
 			t.Fatal("another address was refused")
 		}
 		th.release("192.0.2.8")
 		clock.add(want)
 		// Past the back-off: one check at a time.
-		if _, ok := th.admit(addr, th.now()); !ok {
+		if _, ok := th.admit(context.Background(), addr); !ok {
 			t.Fatalf("failure %d: refused after its back-off", i)
 		}
-		if _, ok := th.admit(addr, th.now()); ok {
+		if _, ok := th.admit(context.Background(), addr); ok {
 			t.Fatalf("failure %d: a second check in flight after the back-off", i)
 		}
 		th.release(addr)
@@ -82,7 +83,7 @@ func TestThrottleBacksOffExponentially(t *testing.T) {
 		t.Fatalf("the back-off reached %v, want the cap %v", want, throttleMax)
 	}
 	// A success forgets the address.
-	if _, ok := th.admit(addr, th.now()); !ok {
+	if _, ok := th.admit(context.Background(), addr); !ok {
 		t.Fatal("refused after the back-off")
 	}
 	th.succeeded(addr)
@@ -100,30 +101,34 @@ func TestThrottleBacksOffExponentially(t *testing.T) {
 func TestThrottleReportsOncePerBurst(t *testing.T) {
 	th, clock := newTestThrottle()
 	const addr = "192.0.2.9"
-	// Twenty checks in flight at once, as a parallel guesser sends them.
-	for i := range 20 {
-		if _, ok := th.admit(addr, th.now()); !ok {
-			t.Fatalf("check %d refused before any failure", i)
-		}
-	}
+	// Parallel guesses: every turn taken, twice over; the fifth failure
+	// starts the back-off, the three checks still running extend it.
 	reports := 0
-	for i := range 20 {
-		if f := th.failed(addr, th.digest("admin", fmt.Sprint(i)), th.now()); f.backoff > 0 {
-			reports++
+	for round := range 2 {
+		for i := range throttleParallel {
+			if _, ok := th.admit(context.Background(), addr); !ok {
+				t.Fatalf("round %d: check %d refused before the back-off", round, i)
+			}
+		}
+		for i := range throttleParallel {
+			if f := th.failed(addr, th.digest("admin", fmt.Sprint(round, i)), th.now()); f.backoff > 0 {
+				reports++
+			}
 		}
 	}
 	if reports != 1 {
 		t.Fatalf("%d back-off reports for one burst, want 1", reports)
 	}
 	for range 7 {
-		th.admit(addr, th.now())
+		th.admit(context.Background(), addr)
 	}
 	clock.add(throttleMax)
-	if f := fail(t, th, addr, "next"); f.backoff != throttleMax || f.refused != 7 {
+	// The ninth failure: 1 s doubled four times.
+	if f := fail(t, th, addr, "next"); f.backoff != 16*time.Second || f.refused != 7 {
 		t.Fatalf("second burst: %+v, want a report of the 7 refused during the first", f)
 	}
 	clock.add(throttleMax)
-	if f := fail(t, th, addr, "later"); f.backoff != throttleMax || f.refused != 0 {
+	if f := fail(t, th, addr, "later"); f.backoff != 32*time.Second || f.refused != 0 {
 		t.Fatalf("third burst: %+v", f)
 	}
 }
@@ -140,7 +145,7 @@ func TestThrottleCountsARepeatOnce(t *testing.T) {
 		}
 	}
 	// A different user with the same password is another guess.
-	if _, ok := th.admit(addr, th.now()); !ok {
+	if _, ok := th.admit(context.Background(), addr); !ok {
 		t.Fatal("refused")
 	}
 	if f := th.failed(addr, th.digest("root", "typo"), th.now()); !f.counted || f.failures != 2 {
@@ -148,26 +153,67 @@ func TestThrottleCountsARepeatOnce(t *testing.T) {
 	}
 }
 
-func TestThrottleBoundsChecksInFlight(t *testing.T) {
+func TestThrottleGivesChecksTurns(t *testing.T) {
 	th, _ := newTestThrottle()
+	th.queue = throttleParallel + 2
 	const addr = "192.0.2.11"
-	for i := range throttleChecking {
-		if _, ok := th.admit(addr, th.now()); !ok {
+	ctx := context.Background()
+	for i := range throttleParallel {
+		if _, ok := th.admit(ctx, addr); !ok {
 			t.Fatalf("check %d refused", i)
 		}
 	}
-	if wait, ok := th.admit(addr, th.now()); ok || wait != time.Second {
-		t.Fatalf("check %d: admitted=%v wait %v, want refused for a second", throttleChecking+1, ok, wait)
+	users := func() int {
+		th.mu.Lock()
+		defer th.mu.Unlock()
+		if g := th.gates[addr]; g != nil {
+			return g.users
+		}
+		return 0
 	}
-	if _, ok := th.admit("192.0.2.12", th.now()); !ok {
-		t.Fatal("another address was refused")
+	waitUsers := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); users() != n; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d requests at the gate, want %d", users(), n)
+			}
+		}
 	}
-	for range throttleChecking {
-		th.succeeded(addr)
+	// The next two wait their turn; a third finds the queue full.
+	results := make(chan bool, 2)
+	for range 2 {
+		go func() { _, ok := th.admit(ctx, addr); results <- ok }()
+	}
+	waitUsers(throttleParallel + 2)
+	if wait, ok := th.admit(ctx, addr); ok || wait != time.Second {
+		t.Fatalf("beyond the queue: admitted=%v wait %v", ok, wait)
+	}
+	if _, ok := th.admit(ctx, "192.0.2.12"); !ok {
+		t.Fatal("another address waited for this one's turns")
 	}
 	th.release("192.0.2.12")
-	if len(th.inFlight) != 0 || th.tracked() != 0 {
-		t.Fatalf("left behind: %v in flight, %d tracked", th.inFlight, th.tracked())
+	th.succeeded(addr)
+	th.succeeded(addr)
+	for range 2 {
+		if ok := <-results; !ok {
+			t.Fatal("a waiting check was refused when its turn came")
+		}
+	}
+	// A request whose context ends, or that waits too long, gives up.
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, ok := th.admit(cancelled, addr); ok {
+		t.Fatal("admitted with a cancelled context while every turn was taken")
+	}
+	th.wait = time.Millisecond
+	if wait, ok := th.admit(ctx, addr); ok || wait != time.Second {
+		t.Fatalf("after waiting too long: admitted=%v wait %v", ok, wait)
+	}
+	for range throttleParallel {
+		th.succeeded(addr)
+	}
+	if len(th.gates) != 0 || th.tracked() != 0 {
+		t.Fatalf("left behind: %d gates, %d tracked", len(th.gates), th.tracked())
 	}
 }
 
@@ -203,7 +249,7 @@ func TestThrottleMemoryIsBounded(t *testing.T) {
 		fail(t, th, "10.1.0.2", fmt.Sprint(i))
 	}
 	clock.add(th.base - time.Second)
-	if _, ok := th.admit("10.1.0.2", th.now()); ok {
+	if _, ok := th.admit(context.Background(), "10.1.0.2"); ok {
 		t.Fatal("a backed-off address was forgotten before its back-off ended")
 	}
 }
