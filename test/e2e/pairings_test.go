@@ -126,6 +126,26 @@ func TestTwoPairingsOnOneCluster(t *testing.T) {
 	writeSet(ftpB, "DB3", 2)
 	converged("both pairings keep syncing", db1, db3)
 
+	// backupsyncctl test: passes on the paired cluster; with a wrong FTP
+	// password at the destination, the destination login fails with the
+	// server's 530 and the next step, exit 1; the right file again passes.
+	if out := run("--url", edu01.URL(), "test", "Connection1"); !strings.Contains(out, "test of Connection1 on n0111: ok") {
+		t.Fatalf("test:\n%s", out)
+	}
+	wrong := strings.Replace(client("Connection1", "DB1", ftpA, ftpB, ipB), "REMOTE_URL = ftp://"+ftpB.User+":"+ftpB.Password+"@",
+		"REMOTE_URL = ftp://"+ftpB.User+":wrong-password@", 1)
+	run("--url", edu01.URL(), "upload-config", file("edu01-wrong.cfg", wrong))
+	cmd := exec.Command(ctl, "--insecure", "--url", edu01.URL(), "test", "Connection1")
+	outb, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 ||
+		!strings.Contains(string(outb), "destination login failed: the destination's FTP server refused the login of REMOTE_URL") ||
+		!strings.Contains(string(outb), "530") || !strings.Contains(string(outb), "next: check the user and password in REMOTE_URL of Connection1") ||
+		strings.Contains(string(outb), "wrong-password") {
+		t.Fatalf("test with a wrong password: %v\n%s", err, outb)
+	}
+	run("--url", edu01.URL(), "upload-config", file("edu01-client.cfg", client("Connection1", "DB1", ftpA, ftpB, ipB)))
+	run("--url", edu01.URL(), "test", "Connection1")
+
 	// The removal form: Connection3 goes, with its activation; Connection1
 	// stays and keeps syncing.
 	out = run("--url", mid.URL(), "upload-config", file("remove3.cfg", "Connection3\n{\nREMOVE = true\n}\n"))
