@@ -15,6 +15,10 @@ import (
 // numberedPrefix names unbound keys whose comment names no node: "key-1", …
 const numberedPrefix = "key-"
 
+// MaxUnboundKeys caps the keys waiting for the next SSHKEY on a node: a
+// cluster has a few nodes, and each upload is checked against every one.
+const MaxUnboundKeys = 256
+
 // UnboundKeys returns the client keys uploaded with a comment that names no
 // connection, waiting for the next BindPending.
 func (s *KeyStore) UnboundKeys() ([]KeyLine, error) {
@@ -57,7 +61,11 @@ func (s *KeyStore) applyUnbound(tx *fileTx, keys []KeyLine, idx []int) error {
 	if len(add) == 0 {
 		return nil
 	}
-	if err := tx.write(s.unboundPath(), encodeKeyLines(mergeKeys(cur, add))); err != nil {
+	merged := mergeKeys(cur, add)
+	if len(merged) > MaxUnboundKeys {
+		return fmt.Errorf("tunnel: apply keys: %d keys would wait for the next SSHKEY, more than %d: run SSHKEY for the connection first, or upload fewer keys", len(merged), MaxUnboundKeys)
+	}
+	if err := tx.write(s.unboundPath(), encodeKeyLines(merged)); err != nil {
 		return fmt.Errorf("tunnel: apply keys: %w", err)
 	}
 	return nil

@@ -415,3 +415,56 @@ func TestOwnClientKey(t *testing.T) {
 		t.Fatal("another key taken for our own")
 	}
 }
+
+func TestUnboundKeysAreCapped(t *testing.T) {
+	ks := newStoreTB(t, "n0021")
+	var b strings.Builder
+	for range MaxUnboundKeys {
+		line, _ := edLine(t, "")
+		b.WriteString(line + "\n")
+	}
+	if _, err := ks.Upload([]byte(b.String())); err != nil {
+		t.Fatal(err)
+	}
+	before := treeSnapshot(t, ks.Dir())
+	one, _ := edLine(t, "root@n0099")
+	if _, err := ks.Upload([]byte(one)); err == nil || !strings.Contains(err.Error(), "run SSHKEY") {
+		t.Fatalf("over the cap: %v", err)
+	}
+	if after := treeSnapshot(t, ks.Dir()); len(after) != len(before) {
+		t.Fatal("the store changed")
+	}
+}
+
+// TestHelloFromHostilePeers: an authenticated peer's malformed or
+// oversized hello gets an answer and changes nothing; a flood of them is
+// answered one by one.
+func TestHelloFromHostilePeers(t *testing.T) {
+	target := closedTarget(t)
+	p := newPair(t)
+	srv := startServer(t, listenOn(t, ipServer), p.server, target, nil)
+	sc, err := ssh.Dial("tcp", srv.Addr, &ssh.ClientConfig{User: DefaultUser, Auth: []ssh.AuthMethod{ssh.PublicKeys(mustSigner(t, p.client))},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	if ok, _, err := sc.SendRequest(helloRequest, true, []byte{0, 0, 0, 9, 'x'}); ok || err != nil {
+		t.Fatalf("malformed hello: %v %v", ok, err)
+	}
+	long := strings.Repeat("\x1b[2J", 8000)
+	ok, payload, err := sc.SendRequest(helloRequest, true, ssh.Marshal(helloMsg{Connection: long}))
+	var r helloReply
+	if !ok || err != nil || ssh.Unmarshal(payload, &r) != nil || r.Connection != "C1" || r.Node != "n0021" {
+		t.Fatalf("long hello: %v %v %+v", ok, err, r)
+	}
+	for range 500 {
+		if ok, _, err := sc.SendRequest(helloRequest, true, ssh.Marshal(helloMsg{Connection: "C1"})); !ok || err != nil {
+			t.Fatalf("hello flood: %v %v", ok, err)
+		}
+	}
+	srv.Log.waitFor(t, time.Second, "malformed hello")
+	if strings.Contains(srv.Log.String(), "\x1b") || strings.Contains(srv.Log.String(), "[2J[2J[2J[2J[2J[2J[2J[2J[2J[2J[2J[2J[2J[2J[2J[2J[2J") {
+		t.Error("the peer's text reached the log unfiltered or uncut")
+	}
+}
