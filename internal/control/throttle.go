@@ -288,7 +288,9 @@ func (t *throttle) failed(addr string, digest uint64, now time.Time) failure {
 		d = min(t.base<<shift, t.max)
 	}
 	backedOff := now.Before(r.until)
-	r.until = now.Add(d)
+	if until := now.Add(d); until.After(r.until) {
+		r.until = until
+	}
 	if !backedOff {
 		// A new burst: logged once, with what the last one refused.
 		f.backoff, f.refused, r.refused = d, r.refused, 0
