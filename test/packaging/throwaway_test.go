@@ -14,9 +14,10 @@ import (
 // throwaway is a root filesystem in which the packages are installed,
 // upgraded, started and removed without changing the machine: an overlay of
 // / whose every change lands in an upper directory under the test's temp
-// dir. Each command mounts it afresh in a private mount namespace (unshare
-// --mount) with /dev and /proc, chroots into it and runs there; the mounts
-// die with the command, so nothing outside the temp dir changes: no user is
+// dir. Each command mounts it afresh in private mount and PID namespaces
+// (unshare) with /dev and /proc, chroots into it and runs there; the mounts
+// and processes die with the command, so nothing outside the temp dir
+// changes: no user is
 // created, no package is registered in the machine's dpkg database, no
 // service is touched.
 //
@@ -58,7 +59,9 @@ func (r *throwaway) command(t *testing.T, script string) (*exec.Cmd, context.Can
 mount --rbind /dev "$3/dev"
 mount -t proc proc "$3/proc"
 exec chroot "$3" /bin/sh -ec "$4"`
-	cmd := exec.CommandContext(ctx, "unshare", "--mount", "--propagation", "private", "--",
+	// A private PID namespace too: when the command ends or is killed, every
+	// process it started (a daemon in the background) dies with it.
+	cmd := exec.CommandContext(ctx, "unshare", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--",
 		"/bin/sh", "-ec", mounts, "sh", r.upper, r.work, r.merged, script)
 	var env []string
 	for _, kv := range os.Environ() {
