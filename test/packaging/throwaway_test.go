@@ -17,9 +17,8 @@ import (
 // dir. Each command mounts it afresh in private mount and PID namespaces
 // (unshare) with /dev and /proc, chroots into it and runs there; the mounts
 // and processes die with the command, so nothing outside the temp dir
-// changes: no user is
-// created, no package is registered in the machine's dpkg database, no
-// service is touched.
+// changes: no user is created, no package is registered in the machine's
+// dpkg database, no service is touched.
 //
 // In the root, /stub comes first in PATH: stubSystemd puts a systemctl there
 // that records its calls.
