@@ -31,6 +31,9 @@ have adduser || need_apt+=(adduser)
 have useradd || need_apt+=(passwd)
 have unshare || need_apt+=(util-linux)
 have setpriv || need_apt+=(util-linux)
+# The status page's browser test (test/page) loads the page in a real
+# browser: Debian's headless-capable chromium.
+have chromium || need_apt+=(chromium)
 
 # apt_install: apt-get install under a policy-rc.d that starts no service.
 . "$(dirname "$0")/apt-no-start.sh"
@@ -93,7 +96,8 @@ fi
 # promtool checks packaging/monitoring's alerting rules. Only the program is
 # kept (the package's web assets are not needed).
 if ! have promtool && [ ! -x "$optdir/prometheus/usr/bin/promtool" ]; then
-  [ "$(id -u)" -ne 0 ] || apt_update
+  need_root "promtool missing under $optdir/prometheus"
+  apt_update
   unpack prometheus.pkg usr/bin/promtool prometheus
   mkdir -p "$optdir/prometheus/usr/bin"
   cp "$optdir/prometheus.pkg/usr/bin/promtool" "$optdir/prometheus/usr/bin/promtool"
