@@ -84,13 +84,17 @@
 // Authenticated connections are capped by MaxConns (64). Open forwarded
 // connections are capped per SSH connection (MaxChannelsPerConn, 160: 64
 // PARALLEL workers with a control and a data connection each, and room),
-// per connection name (MaxChannelsPerName, 320) and in total (MaxForwards,
-// 1024); a channel over a cap is refused at once. Refusals and drops are
+// per connection name (MaxChannelsPerName, 256) and in total (MaxForwards,
+// 512); a channel over a cap is refused at once. Refusals and drops are
 // logged once per burst: the first at once, then a line per 10 s with the
 // count. Each forwarded connection holds at most its SSH channel window
-// (2 MiB) of data the archive FTP has not taken yet and two 256 KiB copy
-// buffers, so the forwards' memory is bounded by 2.5 MiB × MaxForwards, and
-// by 2.5 MiB × MaxChannelsPerConn for one SSH connection. The accept loop
+// (2 MiB) of data the archive FTP has not taken yet and two copy buffers
+// (4 KiB each until a read fills one, then 256 KiB): measured with every
+// forward stalled, 2.85 MiB of live heap each (up to 4 MiB in use before a
+// collection), so about 460 MiB for one SSH connection's 160 and 1.5 GiB
+// for the node's 512 (limits.go); idle, tens of KiB each
+// (5,000 channel opens, 160 held: about 10 MiB of heap for the whole test
+// process, TestChannelFloodFromAPairedPeer). The accept loop
 // survives every accept error but a closed listener (out of file
 // descriptors included: it waits 5 ms, doubling to 1 s); Health reports
 // whether it listens, its restarts and its last error.

@@ -12,22 +12,29 @@ import (
 // Every forwarded connection costs at most: the SSH channel's receive
 // buffer (x/crypto/ssh buffers what the peer sent and the archive FTP has
 // not taken yet, up to the channel window, 2 MiB), the two copy buffers
-// (2 × 256 KiB, pooled), two goroutines and two sockets. With the defaults
-// the server's heap is bounded by DefaultMaxForwards × 2.5 MiB in the worst
-// case (every archive FTP socket stalled while the peers fill every window)
-// and by DefaultMaxChannelsPerConn × 2.5 MiB for one SSH connection; a
-// channel that is refused costs nothing once its refusal is sent.
+// (2 × 4 KiB while idle, 2 × 256 KiB once busy; pooled), three goroutines
+// and two sockets. Measured with every forward stalled (the peer writing,
+// the target never reading; TUNNEL_MEASURE=1 TestMeasureStalledForwards):
+// 2.85 MiB of live heap per forward (the window's 32 KiB packets take 40 KiB
+// each), up to 4 MiB of heap in use with garbage not yet collected. So
+// about 460 MiB live (640 MiB in use) for the DefaultMaxChannelsPerConn
+// forwards of one SSH connection, 730 MiB for DefaultMaxChannelsPerName,
+// 1.5 GiB (2 GiB) for DefaultMaxForwards. An idle forward costs tens of
+// KiB: a flood of channel opens held idle stays near 10 MiB
+// (TestChannelFloodFromAPairedPeer). A refused channel costs nothing once
+// its refusal is sent.
 const (
 	// DefaultMaxChannelsPerConn caps the forwarded connections of one SSH
 	// connection: PARALLEL goes up to 64 workers, each with a control and
 	// a data connection, and some room.
 	DefaultMaxChannelsPerConn = 160
 	// DefaultMaxChannelsPerName caps the forwarded connections of one
-	// connection name across its SSH connections (two full ones, as while
-	// a client reconnects and the old connection drains).
-	DefaultMaxChannelsPerName = 320
-	// DefaultMaxForwards caps the forwarded connections of the server.
-	DefaultMaxForwards = 1024
+	// connection name across its SSH connections (room for a second one,
+	// as while a client reconnects and the old connection drains).
+	DefaultMaxChannelsPerName = 256
+	// DefaultMaxForwards caps the forwarded connections of the server:
+	// four peers copying with PARALLEL = 64 at once.
+	DefaultMaxForwards = 512
 	// DefaultMaxPreAuth caps the connections not yet authenticated; when
 	// one more arrives the oldest is dropped to make room.
 	DefaultMaxPreAuth = 64

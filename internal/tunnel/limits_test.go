@@ -458,3 +458,44 @@ func TestBurstLog(t *testing.T) {
 		t.Fatalf("close did not log the pending count:\n%s", lb.String())
 	}
 }
+
+// TestMeasureStalledForwards measures the worst case of the memory bound,
+// not a test (TUNNEL_MEASURE=1): one SSH connection fills every forward it
+// may hold with data the target never reads; each forward's channel window
+// fills up.
+func TestMeasureStalledForwards(t *testing.T) {
+	if os.Getenv("TUNNEL_MEASURE") == "" {
+		t.Skip("set TUNNEL_MEASURE=1 to measure the stalled forwards' memory")
+	}
+	silent := silentServer(t, ipLeak)
+	p := newPair(t)
+	srv := startServer(t, listenOn(t, ipServer), p.server, silent.Addr().String(), nil)
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapInuse
+	c := sshDial(t, srv.Addr, p.client, "C1")
+	defer c.Close()
+	peaks := samplePeaks()
+	buf := make([]byte, 1<<20)
+	for range DefaultMaxChannelsPerConn {
+		conn, err := c.Dial("tcp", silent.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for {
+				if _, err := conn.Write(buf); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(5 * time.Second) // every window fills within this on loopback
+	heap, g := peaks.finish()
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	t.Logf("%d stalled forwards: peak heap in use %.0f MiB (%.1f MiB before), %.2f MiB a forward; after a GC %.0f MiB, %.2f MiB a forward; peak goroutines %d",
+		DefaultMaxChannelsPerConn, float64(heap)/(1<<20), float64(base)/(1<<20), float64(heap-base)/(1<<20)/DefaultMaxChannelsPerConn,
+		float64(ms.HeapInuse)/(1<<20), float64(ms.HeapInuse-base)/(1<<20)/DefaultMaxChannelsPerConn, g)
+}
