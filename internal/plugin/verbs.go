@@ -80,6 +80,16 @@ func (n *Node) status(st *state, conn string) Result {
 			"local: "+c.LocalURL.Masked(),
 			"remote: "+c.RemoteURL.Masked()+" on "+strings.Join(c.RemoteNodes, "; "))
 	}
+	if c.Role == config.RoleClient && n.Keys != nil {
+		pins, err := n.Keys.HostKeyStatus(c.Name)
+		switch {
+		case err != nil:
+			lines = append(lines, "host keys: not readable: "+err.Error())
+		case len(pins) == 0:
+			lines = append(lines, "host keys: none pinned yet (the first contact pins each remote node's key)")
+		}
+		lines = append(lines, pins...)
+	}
 	if n.Runtime != nil {
 		lines = append(lines, n.Runtime.ConnectionStatus(c.Name)...)
 	}
