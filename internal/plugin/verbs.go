@@ -86,7 +86,7 @@ func (n *Node) status(st *state, conn string) Result {
 		case err != nil:
 			lines = append(lines, "host keys: not readable: "+err.Error())
 		case len(pins) == 0:
-			lines = append(lines, "host keys: none pinned yet (the first contact pins each remote node's key)")
+			lines = append(lines, "host keys: none pinned yet")
 		}
 		lines = append(lines, pins...)
 	}
