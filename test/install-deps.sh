@@ -31,6 +31,7 @@ have adduser || need_apt+=(adduser)
 have useradd || need_apt+=(passwd)
 have unshare || need_apt+=(util-linux)
 have setpriv || need_apt+=(util-linux)
+have lintian || need_apt+=(lintian)
 # The status page's browser test (test/page) loads the page in a real
 # browser: Debian's headless-capable chromium.
 have chromium || need_apt+=(chromium)

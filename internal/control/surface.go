@@ -38,13 +38,13 @@ type Surface struct {
 const localMethod = "backupsync.callLocal"
 
 // Handler returns the XML-RPC handler of the surface (unauthenticated:
-// wrap it with RequireLogin).
+// wrap it with a Login's Require).
 func (s *Surface) Handler() http.Handler { return s.Server() }
 
 // Server returns the surface's XML-RPC server, so that the daemon can
 // register another dialect's methods (ConfD's job_exec) on the same
 // endpoint before it serves. It is unauthenticated: wrap it with
-// RequireLogin.
+// a Login's Require.
 func (s *Surface) Server() *xmlrpc.Server {
 	srv := &xmlrpc.Server{
 		Logger: s.Logger,
