@@ -128,7 +128,8 @@ for server, names in ((source, src_names), (dest, dst_names)):
 r = job(source, 'backupsync_upload_config', config=open(client_cfg).read())
 ok(r)
 for out in per_node(r, src_names).values():
-    assert out['output'].startswith('configuration uploaded: 3 connection(s)'), out
+    assert out['output'].startswith('configuration uploaded (file sha256 '), out
+    assert ': 3 added, 0 replaced, 0 unchanged, 0 kept, 0 removed' in out['output'], out
 r = job(dest, 'backupsync_upload_config', config=b64encode(open(server_cfg, 'rb').read()))
 ok(r)
 
