@@ -84,7 +84,7 @@ func AcquireLock(ctx context.Context, stateDir, name, program string, wait bool)
 	}
 	var t *time.Ticker
 	for {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		f, err := openLockFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("cycle lock: %w", err)
 		}
@@ -116,6 +116,18 @@ func AcquireLock(ctx context.Context, stateDir, name, program string, wait bool)
 		case <-t.C:
 		}
 	}
+}
+
+// openLockFile opens (creating) the lock file for writing its holder, or,
+// where another user made it (a sync-once run as root beside the daemon's
+// own user), read-only: a read-only descriptor takes the flock all the
+// same, only the holder's name is then not written.
+func openLockFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if errors.Is(err, os.ErrPermission) {
+		f, err = os.Open(path)
+	}
+	return f, err
 }
 
 // readHolder reads who holds the lock f, as far as its content says.

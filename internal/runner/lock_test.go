@@ -154,3 +154,28 @@ func TestOnceRefusesWhileLocked(t *testing.T) {
 		t.Errorf("a dry run while locked: %v, want it to run (and find nothing listening)", err)
 	}
 }
+
+// TestCycleLockFileOfAnotherUser: a lock file this process may not write
+// (another user made it) still locks; only the holder's name is missing.
+func TestCycleLockFileOfAnotherUser(t *testing.T) {
+	dir := t.TempDir()
+	l, err := AcquireLock(context.Background(), dir, "c", "x", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Release()
+	if err := os.Chmod(LockPath(dir, "c"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		t.Log("root may write any file: this checks only that a read-only mode changes nothing")
+	}
+	l, err = AcquireLock(context.Background(), dir, "c", "x", false)
+	if err != nil {
+		t.Fatalf("a read-only lock file: %v", err)
+	}
+	defer l.Release()
+	if _, err := AcquireLock(context.Background(), dir, "c", "y", false); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a second holder of a read-only lock file: %v", err)
+	}
+}
