@@ -327,6 +327,7 @@ func (d *Daemon) cycleDone(c config.Connection, rep sync.Report, err error) {
 		// Another process (backupsyncd sync-once) runs this connection's
 		// cycle on this node: skipped, not failed.
 		d.Logger.Info("cycle skipped: "+err.Error()+"; the next one runs on schedule", "connection", c.Name)
+		d.health.Skip(c.Name)
 		return
 	}
 	d.metrics.Observe(c.Name, rep, c.Role == config.RoleClient, !errors.Is(err, runner.ErrUnreachable))

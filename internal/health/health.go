@@ -128,6 +128,16 @@ func (t *Tracker) Start(conn string, at time.Time, p *sync.Progress) {
 	r.running, r.started, r.progress = true, at, p
 }
 
+// Skip notes that the cycle of conn that Start announced did not run (its
+// lock was held by another process): the health stays what it was.
+func (t *Tracker) Skip(conn string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r := t.recs[conn]; r != nil {
+		r.running, r.progress = false, nil
+	}
+}
+
 // Finish records a finished cycle of conn and saves the records.
 func (t *Tracker) Finish(conn string, o Outcome) error {
 	t.mu.Lock()

@@ -118,6 +118,18 @@ func TestRunningShowsProgressAndFailing(t *testing.T) {
 	}
 }
 
+// A cycle that found its lock held (sync-once runs the connection) did not
+// run: the health is what it was before it.
+func TestSkippedCycleLeavesHealthAlone(t *testing.T) {
+	tr, _ := Open("")
+	finish(t, tr, "C", Outcome{Started: at(0), Finished: at(1), Listed: true})
+	tr.Start("C", at(2), &sync.Progress{})
+	tr.Skip("C")
+	if h := tr.Get("C", at(3)); h.State != OK || h.Running {
+		t.Errorf("after a skipped cycle: %+v", h)
+	}
+}
+
 // Failures survive a restart of the daemon: a connection failing before it
 // is not "never ran" after it.
 func TestRestartKeepsHealth(t *testing.T) {
