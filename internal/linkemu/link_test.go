@@ -442,19 +442,19 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct {
-		cfg   Config
-		queue int
+		cfg          Config
+		queue, burst int
 	}{
-		{Config{}, 16 << 20},
-		{Config{Rate: 125_000_000, RTT: 50 * time.Millisecond}, 125_000_000/40 + 4<<20},
-		{Config{Queue: 1000}, 64 << 10},
+		{Config{}, 16 << 20, 64 << 10},
+		{Config{Rate: 125_000_000, RTT: 50 * time.Millisecond}, 125_000_000/40 + 4<<20, 500_000},
+		{Config{Rate: 1 << 20, Queue: 1000}, 64 << 10, 64 << 10},
 	} {
 		l, err := New(tc.cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := l.Config(); got.Queue != tc.queue || got.Burst != 64<<10 || got.DialTimeout != 5*time.Second {
-			t.Errorf("New(%+v).Config() = queue %d burst %d dial %v; want queue %d, burst 64 KiB, dial 5s", tc.cfg, got.Queue, got.Burst, got.DialTimeout, tc.queue)
+		if got := l.Config(); got.Queue != tc.queue || got.Burst != tc.burst || got.DialTimeout != 5*time.Second {
+			t.Errorf("New(%+v).Config() = queue %d burst %d dial %v; want queue %d, burst %d, dial 5s", tc.cfg, got.Queue, got.Burst, got.DialTimeout, tc.queue, tc.burst)
 		}
 		l.Close()
 	}
