@@ -2,17 +2,17 @@ package tunnel
 
 // Throughput over a link with a round-trip time, not a test:
 // TUNNEL_MEASURE=1 go test -run TestMeasureRoundTrip -v ./internal/tunnel/
-// (without -race). The disaster-recovery cluster is usually at another site;
-// an SSH channel carries at most one window of data per round trip, so this
-// prints what one and four streams move through our tunnel and through
-// OpenSSH (ssh -L to sshd) when every byte takes half the round-trip time
-// each way.
+// (without -race; TUNNEL_MEASURE_RTT=20ms,50ms picks the round-trip times,
+// TUNNEL_MEASURE_RATE=1gbit a link rate). The disaster-recovery cluster is
+// usually at another site; an SSH channel carries at most one window of data
+// per round trip, so this prints what one and four streams move through our
+// tunnel and through OpenSSH (ssh -L to sshd) when every byte takes half the
+// round-trip time each way (internal/linkemu).
 
 import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"strings"
@@ -20,70 +20,44 @@ import (
 	"time"
 
 	"backupsync/internal/archive"
+	"backupsync/internal/linkemu"
 )
 
-// startDelayLink listens on host and forwards every connection to target,
-// delivering each byte oneWay after it arrived, in both directions, at any
-// rate: a long link of unlimited bandwidth. Only the endpoints' windows bound
-// what is in flight (TCP's on loopback are far larger than an SSH channel's),
-// so a transfer through it shows the SSH channel window's limit.
+// startDelayLink relays every connection on host to target through an
+// emulated link (internal/linkemu) with a round-trip time of 2 × oneWay, at
+// any rate unless TUNNEL_MEASURE_RATE names one (e.g. 1gbit). At any rate,
+// only the endpoints' windows bound what is in flight (the link's queue,
+// 16 MiB per connection, is far larger than an SSH channel's window), so a
+// transfer through it shows the SSH channel window's limit.
 func startDelayLink(t testing.TB, host, target string, oneWay time.Duration) string {
-	ln := listenOn(t, host)
-	serveConns(t, ln, func(c net.Conn) {
-		s, err := net.DialTimeout("tcp", target, 5*time.Second)
-		if err != nil {
-			return
+	t.Helper()
+	var rate int64
+	if s := os.Getenv("TUNNEL_MEASURE_RATE"); s != "" {
+		var err error
+		if rate, err = linkemu.ParseRate(s); err != nil {
+			t.Fatalf("TUNNEL_MEASURE_RATE: %v", err)
 		}
-		defer s.Close()
-		done := make(chan struct{})
-		go func() { defer close(done); delayCopy(s, c, oneWay) }()
-		delayCopy(c, s, oneWay)
-		<-done
-	})
-	return ln.Addr().String()
+	}
+	_, addr := linkemu.Start(t, linkemu.Config{RTT: 2 * oneWay, Rate: rate}, host, target)
+	return addr
 }
 
-// delayCopy copies src to dst, writing each chunk delay after it was read.
-// At src's end it half-closes dst; when reading src or writing dst fails, it
-// closes both, so a broken side breaks the other.
-func delayCopy(dst, src net.Conn, delay time.Duration) {
-	type chunk struct {
-		b   []byte
-		due time.Time
+// measureRTTs are the round-trip times TestMeasureRoundTrip runs at: those
+// of TUNNEL_MEASURE_RTT (e.g. "20ms,50ms"), or 0, 2, 10, 20 and 50 ms.
+func measureRTTs(t *testing.T) []time.Duration {
+	s := os.Getenv("TUNNEL_MEASURE_RTT")
+	if s == "" {
+		return []time.Duration{0, 2 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond}
 	}
-	q := make(chan chunk, 8192)
-	var readErr error
-	go func() {
-		defer close(q)
-		for {
-			b := make([]byte, 64<<10)
-			n, err := src.Read(b)
-			if n > 0 {
-				q <- chunk{b[:n], time.Now().Add(delay)}
-			}
-			if err != nil {
-				readErr = err
-				return
-			}
+	var out []time.Duration
+	for _, f := range strings.Split(s, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(f))
+		if err != nil || d < 0 {
+			t.Fatalf("TUNNEL_MEASURE_RTT: %q is not a duration like 50ms", f)
 		}
-	}()
-	for c := range q {
-		time.Sleep(time.Until(c.due))
-		if _, err := dst.Write(c.b); err != nil {
-			src.Close()
-			dst.Close()
-			for range q { // let the reader end
-			}
-			return
-		}
+		out = append(out, d)
 	}
-	if readErr != io.EOF {
-		dst.Close()
-		return
-	}
-	if tc, ok := dst.(*net.TCPConn); ok {
-		tc.CloseWrite()
-	}
+	return out
 }
 
 func TestMeasureRoundTrip(t *testing.T) {
@@ -98,7 +72,7 @@ func TestMeasureRoundTrip(t *testing.T) {
 
 	sshd := startForwardingSSHD(t, p, ipLeak)
 
-	for _, rtt := range []time.Duration{0, 2 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond} {
+	for _, rtt := range measureRTTs(t) {
 		// Enough bytes for about a second at one window per round trip.
 		size := int64(256 << 20)
 		if rtt > 0 {
