@@ -135,10 +135,7 @@ func TestReloadKeepsWhatIsInForceOnErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx, time.Second) }()
-	defer func() { cancel(); <-done }()
+	runDaemon(t, d)
 
 	if err := callNodes(t, d.ControlAddr, "admin", "one"); err != nil {
 		t.Fatalf("admin before the reload: %v", err)

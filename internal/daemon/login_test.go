@@ -1,8 +1,6 @@
 package daemon
 
 import (
-	"bytes"
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -10,7 +8,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,23 +17,6 @@ import (
 )
 
 // These tests serve on 127.0.13.6 and dial from 127.0.13.7 and 127.0.13.8.
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // startDaemon runs a daemon on 127.0.13.6 with xmlrpc block body xmlrpc,
 // logging to the returned buffer, until the test ends.
@@ -54,20 +34,8 @@ func startDaemon(t *testing.T, xmlrpc string) (*Daemon, *syncBuffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx, time.Second) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runDaemon(t, d)
 	return d, &log
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within 10 s", what)
-		}
-	}
 }
 
 // A daemon without an xmlrpc user says so at start, as an error with the

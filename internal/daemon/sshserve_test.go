@@ -40,10 +40,7 @@ ssh_server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx, time.Second) }()
-	defer func() { cancel(); <-done }()
+	runDaemon(t, d)
 
 	call := func(verb, arg string) string {
 		t.Helper()

@@ -1,36 +1,16 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"backupsync/internal/tunnel"
 )
-
-// syncBuf is a log sink safe for concurrent writers.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestSSHServerRestartsWhenItsListenerDies: the listener is closed under a
 // serving tunnel server (as when the accept loop ended on EMFILE before);
@@ -51,7 +31,7 @@ func TestSSHServerRestartsWhenItsListenerDies(t *testing.T) {
 		t.Fatal(err)
 	}
 	listen := ln.Addr().String()
-	logs := &syncBuf{}
+	logs := &syncBuffer{}
 	d := &Daemon{Logger: slog.New(slog.NewTextHandler(logs, nil))}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
