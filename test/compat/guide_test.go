@@ -1,10 +1,7 @@
 package compat
 
 import (
-	"crypto/md5"
-	"encoding/hex"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,7 +61,7 @@ func TestGuideFlowAsWritten(t *testing.T) {
 	// The first cycles pin the server's host keys and copy everything.
 	for node := range 2 {
 		waitFor(t, 90*time.Second, fmt.Sprintf("node_%d md5-identical", node), func() bool {
-			want, got := sums(vol(srcFTP[node]), node), sums(vol(dstFTP[node]), node)
+			want, got := clustertest.NodeSums(vol(srcFTP[node]), "DB", node), clustertest.NodeSums(vol(dstFTP[node]), "DB", node)
 			return len(want) == 6 && fmt.Sprint(want) == fmt.Sprint(got)
 		}, edu01.Nodes[node])
 	}
@@ -175,20 +172,4 @@ func writeSets(t *testing.T, dir string, node int) {
 			os.Chtimes(p, old, old)
 		}
 	}
-}
-
-// sums maps each file of node_<node> under dir/DB to its md5.
-func sums(dir string, node int) map[string]string {
-	out := map[string]string{}
-	filepath.WalkDir(filepath.Join(dir, "DB"), func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.Contains(p, fmt.Sprintf("/node_%d/", node)) {
-			return nil
-		}
-		data, _ := os.ReadFile(p)
-		sum := md5.Sum(data)
-		rel, _ := filepath.Rel(dir, p)
-		out[rel] = hex.EncodeToString(sum[:])
-		return nil
-	})
-	return out
 }

@@ -105,7 +105,7 @@ func TestWholeClusterConverges(t *testing.T) {
 	}
 
 	converged := func(node int) bool {
-		want, got := sums(t, vol(srcFTP[node]), node), sums(t, vol(dstFTP[node]), node)
+		want, got := clustertest.NodeSums(vol(srcFTP[node]), "DB", node), clustertest.NodeSums(vol(dstFTP[node]), "DB", node)
 		return len(want) > 0 && fmt.Sprint(want) == fmt.Sprint(got)
 	}
 	waitConverged := func(what string, nodes ...int) {

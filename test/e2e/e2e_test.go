@@ -5,11 +5,8 @@ package e2e
 
 import (
 	"context"
-	"crypto/md5"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,21 +81,6 @@ func writeTree(t *testing.T, dir string, node int) {
 	}
 }
 
-func sums(t *testing.T, dir string, node int) map[string]string {
-	out := map[string]string{}
-	filepath.WalkDir(filepath.Join(dir, "DB"), func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.Contains(p, fmt.Sprintf("/node_%d/", node)) {
-			return nil
-		}
-		data, _ := os.ReadFile(p)
-		sum := md5.Sum(data)
-		rel, _ := filepath.Rel(dir, p)
-		out[rel] = hex.EncodeToString(sum[:])
-		return nil
-	})
-	return out
-}
-
 // TestPairedClustersSyncThroughTheTunnel pairs a 2-node source cluster and
 // a 1-node destination cluster with backupsyncctl pair, then runs each
 // source node's cycle: FTP through our SSH tunnel to the destination's
@@ -144,7 +126,7 @@ func TestPairedClustersSyncThroughTheTunnel(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v\n%s", n.Name, err, dest.Nodes[0].Output())
 		}
-		want, got := sums(t, filepath.Join(srcFTP[i].Dir, srcFTP[i].Volume), i), sums(t, filepath.Join(dstFTP.Dir, dstFTP.Volume), i)
+		want, got := clustertest.NodeSums(filepath.Join(srcFTP[i].Dir, srcFTP[i].Volume), "DB", i), clustertest.NodeSums(filepath.Join(dstFTP.Dir, dstFTP.Volume), "DB", i)
 		if len(want) != 6 || fmt.Sprint(want) != fmt.Sprint(got) {
 			t.Errorf("node_%d at the destination:\n%v\nwant\n%v", i, got, want)
 		}

@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"crypto/md5"
-	"encoding/hex"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,7 +104,7 @@ func TestTwoPairingsOnOneCluster(t *testing.T) {
 		for {
 			all := true
 			for _, c := range copies {
-				want, got := dbSums(vol(c.src), c.db), dbSums(vol(c.dst), c.db)
+				want, got := clustertest.NodeSums(vol(c.src), c.db, 0), clustertest.NodeSums(vol(c.dst), c.db, 0)
 				all = all && len(want) > 0 && fmt.Sprint(want) == fmt.Sprint(got)
 			}
 			if all {
@@ -160,20 +157,4 @@ func TestTwoPairingsOnOneCluster(t *testing.T) {
 	writeSet(ftpA, "DB1", 3)
 	converged("Connection1 after Connection3's removal", db1)
 	_ = edu03
-}
-
-// dbSums is the md5 of every file of database db's node_0 in the volume dir.
-func dbSums(dir, db string) map[string]string {
-	out := map[string]string{}
-	filepath.WalkDir(filepath.Join(dir, db), func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.Contains(p, "/node_0/") {
-			return nil
-		}
-		data, _ := os.ReadFile(p)
-		sum := md5.Sum(data)
-		rel, _ := filepath.Rel(dir, p)
-		out[rel] = hex.EncodeToString(sum[:])
-		return nil
-	})
-	return out
 }
