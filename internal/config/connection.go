@@ -79,14 +79,16 @@ func (c Connection) Next(t time.Time) time.Time {
 // CronSchedule is the parsed START_CYCLE, nil for a server connection.
 func (c Connection) CronSchedule() cron.Schedule { return c.schedule }
 
-// RemoteNode is the remote node that database node index talks to, or ""
-// when REMOTE_NODES has no entry for that index. The original gives node i
-// the i-th entry.
+// RemoteNode is the remote node that database node index talks to first,
+// or "" without REMOTE_NODES. The original gives node i the i-th entry; a
+// cluster with more nodes than entries wraps around (entry i mod the number
+// of entries), so that nodes share a remote node (see RemoteNodeIndex).
 func (c Connection) RemoteNode(index int) string {
-	if index < 0 || index >= len(c.RemoteNodes) {
+	i := c.RemoteNodeIndex(index)
+	if i < 0 {
 		return ""
 	}
-	return c.RemoteNodes[index]
+	return c.RemoteNodes[i]
 }
 
 // defaults returns a connection with every optional key at its default.

@@ -317,10 +317,16 @@ func (p *parser) connection(b *block) (Connection, bool) {
 		order = append(order, k)
 	}
 
-	// The role decides which keys belong; read SSH first.
+	// The role decides which keys belong; read SSH first. A misspelt SSH
+	// value leaves the role unknown: the keys are then checked for their
+	// values only, so that the misspelling is the block's one problem
+	// instead of a list of keys a guessed role would need or refuse.
+	roleKnown := true
 	if ssh, ok := lookupKey("SSH"); ok {
 		if a, set := byKey[ssh]; set {
+			n := len(p.diags)
 			p.apply(&c, ssh, a)
+			roleKnown = len(p.diags) == n
 		}
 	}
 	for _, k := range order {
@@ -328,7 +334,7 @@ func (p *parser) connection(b *block) (Connection, bool) {
 			continue
 		}
 		a := byKey[k]
-		if !k.accepts(c.Role) {
+		if roleKnown && !k.accepts(c.Role) {
 			p.errorf(a.line, a.keyCol, "%s does not belong in connection %q with SSH = %s: a server only accepts tunnels; set the copy keys on the client cluster", k.name, b.name, c.Role)
 			continue
 		}
@@ -336,7 +342,7 @@ func (p *parser) connection(b *block) (Connection, bool) {
 	}
 	for i := range keys {
 		k := &keys[i]
-		if _, set := byKey[k]; !set && k.requires(c.Role) && !b.attempted[strings.ToUpper(k.name)] {
+		if _, set := byKey[k]; !set && roleKnown && k.requires(c.Role) && !b.attempted[strings.ToUpper(k.name)] {
 			p.errorf(b.line, b.col, "connection %q needs %s (SSH = %s)", b.name, k.name, c.Role)
 		}
 	}

@@ -41,7 +41,7 @@ func TestSeedFilesParse(t *testing.T) {
 	if c.LocalURL.Volume() != "v0003" || c.RemoteURL.Volume() != "v0002" {
 		t.Errorf("volumes %q %q", c.LocalURL.Volume(), c.RemoteURL.Volume())
 	}
-	if c.RemoteNode(1) != "10.60.102.12" || c.RemoteNode(2) != "" {
+	if c.RemoteNode(1) != "10.60.102.12" || c.RemoteNode(2) != "10.60.102.11" {
 		t.Errorf("RemoteNode: %q %q", c.RemoteNode(1), c.RemoteNode(2))
 	}
 

@@ -49,6 +49,9 @@ var keys = []key{
 			case "none":
 				c.Role = RoleDirect
 			default:
+				if s := suggestRole(v); s != "" {
+					return valueErrorf(0, "SSH is %q: did you mean %s? Use client, server or none", v, s)
+				}
 				return valueErrorf(0, "SSH is %q: use client, server or none", v)
 			}
 			return nil
