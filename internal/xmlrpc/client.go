@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -41,6 +42,10 @@ type HTTPError struct {
 	StatusCode int
 	Status     string // "401 Unauthorized"
 	Location   string
+	// RetryAfter is the Retry-After header given in seconds (as the
+	// control plane's login back-off answers 429), 0 when absent or an
+	// HTTP date.
+	RetryAfter time.Duration
 }
 
 // Error says what the status means for the caller.
@@ -50,8 +55,20 @@ func (e *HTTPError) Error() string {
 		return "HTTP " + e.Status + ": " + ErrUnauthorized.Error()
 	case e.Location != "":
 		return "HTTP " + e.Status + " (redirected to " + e.Location + ")"
+	case e.RetryAfter > 0:
+		return fmt.Sprintf("HTTP %s (retry after %d s)", e.Status, int64(e.RetryAfter/time.Second))
 	}
 	return "HTTP " + e.Status
+}
+
+// retryAfter reads a Retry-After header of delay-seconds, bounded to a
+// day; anything else is 0.
+func retryAfter(h string) time.Duration {
+	n, err := strconv.ParseInt(strings.TrimSpace(h), 10, 64)
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return time.Duration(min(n, 86400)) * time.Second
 }
 
 // Is reports whether target is ErrUnauthorized and the status 401.
@@ -261,7 +278,8 @@ func (c *Client) post(ctx context.Context, body []byte) ([]byte, error) {
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // let the connection be reused
-		return nil, &HTTPError{StatusCode: resp.StatusCode, Status: resp.Status, Location: resp.Header.Get("Location")}
+		return nil, &HTTPError{StatusCode: resp.StatusCode, Status: resp.Status, Location: resp.Header.Get("Location"),
+			RetryAfter: retryAfter(resp.Header.Get("Retry-After"))}
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, c.max+1))
 	if err != nil {
