@@ -72,6 +72,11 @@ func Dial(opts Options) (*Cluster, error) {
 	if opts.URL == "" {
 		return nil, errors.New("no cluster URL: pass --url https://USER:PASSWORD@HOST:PORT/cluster1/ or set BACKUPSYNC_URL")
 	}
+	if u, err := url.Parse(opts.URL); err == nil && strings.EqualFold(u.Scheme, "http") {
+		u.Scheme = "https"
+		return nil, fmt.Errorf("%s: backupsyncd serves only HTTPS: use %s (the same host, port and path)",
+			MaskURL(opts.URL), MaskURL(u.String()))
+	}
 	c, err := xmlrpc.NewClient(opts.URL, xmlrpc.ClientOptions{
 		Username: opts.User, Password: opts.Password,
 		Timeout:  opts.Timeout,

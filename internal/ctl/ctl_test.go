@@ -192,10 +192,11 @@ func TestExplain(t *testing.T) {
 	if msg := Explain(err); !strings.Contains(msg, "does not speak HTTPS") && !strings.Contains(msg, "HTTP response to HTTPS client") {
 		t.Errorf("plain HTTP: %q", msg)
 	}
-	c, _ = Dial(Options{URL: "http://" + ln2.Addr().String() + "/nowhere"})
-	_, err = c.Nodes(ctx)
-	if msg := Explain(err); !strings.Contains(msg, "404") || !strings.Contains(msg, "check the URL's path") {
-		t.Errorf("404: %q", msg)
+	// An http:// URL says to use https://, before it sends anything.
+	if _, err := Dial(Options{URL: "http://admin:pw-http@" + ln2.Addr().String() + "/cluster1/"}); err == nil ||
+		!strings.Contains(err.Error(), "backupsyncd serves only HTTPS: use https://admin:***@"+ln2.Addr().String()+"/cluster1/") ||
+		strings.Contains(err.Error(), "pw-http") {
+		t.Errorf("http://: %v", err)
 	}
 	// Nobody listening.
 	addr := ln2.Addr().String()

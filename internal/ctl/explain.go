@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"syscall"
+	"time"
 
 	"backupsync/internal/xmlrpc"
 )
@@ -71,6 +73,13 @@ func Explain(err error) string {
 			return httpErr.Error() + ": check the URL's path (backupsyncd serves /cluster1/ and /)"
 		case 405:
 			return httpErr.Error() + ": the URL does not lead to an XML-RPC endpoint"
+		case 429:
+			wait := "a few seconds"
+			if httpErr.RetryAfter > 0 {
+				wait = fmt.Sprintf("%d s", int64(httpErr.RetryAfter/time.Second))
+			}
+			return "too many failed logins from this address: try again in " + wait +
+				" (the daemon slows down an address after failed logins; check the user and password before you retry)"
 		}
 		return httpErr.Error()
 	case errors.Is(err, context.DeadlineExceeded):
