@@ -12,6 +12,16 @@ import (
 	"backupsync/internal/config"
 )
 
+var checkConfigHelp = subcommand{
+	usage: "backupsyncd check-config [--settings FILE] [CONFIG_FILE...]",
+	about: `Checks the settings and connection files without starting anything. It prints every problem
+as FILE:LINE:COL: message and exits 1, or prints each connection (role, database, schedule,
+next run, the archive URLs with the password masked, which remote node each database node's
+part goes to, where the connection came from) and exits 0; 2 for a usage error.
+Without CONFIG_FILE it checks the settings' connections_file; a CONFIG_FILE is checked as
+UPLOAD_CONFIG reads it. With --settings, the cluster block names the nodes.`,
+}
+
 // checkConfig implements `backupsyncd check-config [--settings FILE]
 // [CONFIG_FILE...]`: it reads every file, prints every problem, and on
 // success one line per connection, with where it came from (ORIGIN: the
@@ -21,14 +31,9 @@ import (
 // connections (Name { REMOVE = true }), listed with the role "remove".
 func checkConfig(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	settingsFile := fs.String("settings", "", "the daemon's settings `file` (backupsyncd.hcl)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: backupsyncd check-config [--settings FILE] [CONFIG_FILE...]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, done := checkConfigHelp.parse(fs, args, stdout, stderr); done {
+		return code
 	}
 	files := fs.Args()
 	uploads := len(files) > 0 // files named on the command line are what UPLOAD_CONFIG is sent
@@ -50,8 +55,7 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if len(files) == 0 && !failed {
-		fs.Usage()
-		return exitUsage
+		return checkConfigHelp.usageError(stderr, "check-config needs --settings FILE or a CONFIG_FILE")
 	}
 
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)

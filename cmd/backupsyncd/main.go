@@ -54,6 +54,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, version.String("backupsyncd"))
 		return exitOK
 	case "-h", "--help", "help":
+		if len(args) > 1 && args[0] == "help" {
+			for _, c := range commands() {
+				if c.name == args[1] {
+					return c.run([]string{"--help"}, stdout, stderr)
+				}
+			}
+			fmt.Fprintf(stderr, "backupsyncd: no command %q\n", args[1])
+			usage(stderr)
+			return exitUsage
+		}
 		usage(stdout)
 		return exitOK
 	}
@@ -73,4 +83,5 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-14s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "  --version      print the version")
+	fmt.Fprintln(w, "\nbackupsyncd COMMAND --help (or backupsyncd help COMMAND) prints a command's help.")
 }

@@ -28,6 +28,15 @@ import (
 // already running on this node (in the daemon or another sync-once).
 const exitBusy = 4
 
+var syncOnceHelp = subcommand{
+	usage: "backupsyncd sync-once --settings FILE --connection NAME [--dry-run] [--json] [--verbose] [--wait]",
+	about: `Runs one cycle of a connection now, in the foreground: progress on stderr, the report on
+stdout. Never beside another cycle of the connection on this node: it refuses while one runs
+(the daemon's or another sync-once's), or waits for it with --wait.
+Exit 0: all done; 1: some files failed; 2: usage or configuration; 3: an endpoint was
+unreachable; 4: a cycle of the connection is already running.`,
+}
+
 // syncOnce implements `backupsyncd sync-once --settings FILE --connection
 // NAME [--dry-run] [--json] [--wait]`: one cycle now, in the foreground.
 // It never runs beside another cycle of the connection on this node (the
@@ -36,23 +45,17 @@ const exitBusy = 4
 // 3: an endpoint was unreachable; 4: a cycle of the connection is running.
 func syncOnce(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sync-once", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	settingsFile := fs.String("settings", "", "the daemon's settings `file` (required)")
 	name := fs.String("connection", "", "the connection to run (required)")
 	dryRun := fs.Bool("dry-run", false, "print the plan and change nothing")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	verbose := fs.Bool("verbose", false, "print every file (as Verbose = true does)")
 	wait := fs.Bool("wait", false, "wait for a running cycle of the connection (the daemon's or another sync-once's) to end, instead of refusing")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: backupsyncd sync-once --settings FILE --connection NAME [--dry-run] [--json] [--verbose] [--wait]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	if code, done := syncOnceHelp.parse(fs, args, stdout, stderr); done {
+		return code
 	}
 	if *settingsFile == "" || *name == "" || fs.NArg() > 0 {
-		fs.Usage()
-		return exitUsage
+		return syncOnceHelp.usageError(stderr, "sync-once needs --settings FILE and --connection NAME, and no other argument")
 	}
 	settings, conn, err := loadConnection(*settingsFile, *name)
 	if err != nil {
