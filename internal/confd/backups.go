@@ -266,6 +266,31 @@ func (s *Service) dbBackupList(ctx context.Context, args map[string]any) outcome
 		return failed(CodeInvalidParam, "parameter 'db_name' must name a database, e.g. 'DB1'")
 	}
 	db = strings.TrimSpace(db)
+	g := s.gatherBackups(ctx, db)
+	if g.unconfigured == len(s.Surface.Nodes) {
+		return failed(CodeFailed, "no connection copies database %s on this cluster: backupsync lists backups on the LOCAL_URL of a connection whose DATABASE_NAME is %s", db, db)
+	}
+	out := backupRows(g.sets, g.database, len(g.problems) == 0)
+	o := outcome{output: out}
+	if len(g.problems) > 0 {
+		o.code = CodeFailed
+		o.desc = "listing incomplete, sets not seen on every node are marked unusable: " + strings.Join(g.problems, "; ")
+	}
+	return o
+}
+
+// gathered is every node's parts of a database's sets.
+type gathered struct {
+	sets         map[string]*set // by volume and backup id
+	database     string          // as the connections spell it
+	names        map[int]string  // node names by node index
+	problems     []string        // nodes that did not list, and why
+	unconfigured int             // nodes with no connection copying the database
+}
+
+// gatherBackups asks every node for its parts of database db's sets
+// (listed on its local archive volume and checked against the destinations).
+func (s *Service) gatherBackups(ctx context.Context, db string) gathered {
 	type ans struct {
 		m   map[string]any
 		err error
@@ -275,50 +300,39 @@ func (s *Service) dbBackupList(ctx context.Context, args map[string]any) outcome
 		m, err := s.askNode(ctx, p, "backups", map[string]any{"db_name": db}, s.ListTimeout)
 		return ans{m, err}
 	})
-	var problems []string
-	unconfigured := 0
-	sets := map[string]*set{}
-	database := db
+	g := gathered{sets: map[string]*set{}, database: db, names: map[int]string{}}
 	for i, a := range answers {
 		name := nodes[i].Name
 		if a.err != nil {
-			problems = append(problems, fmt.Sprintf("%s unreachable: %v", name, a.err))
+			g.problems = append(g.problems, fmt.Sprintf("%s unreachable: %v", name, a.err))
 			continue
 		}
 		if e, _ := a.m["error"].(string); e != "" {
 			if u, _ := a.m["unconfigured"].(bool); u {
-				unconfigured++
+				g.unconfigured++
 			}
-			problems = append(problems, name+": "+e)
+			g.problems = append(g.problems, name+": "+e)
 			continue
 		}
 		if d, _ := a.m["database"].(string); d != "" {
-			database = d
+			g.database = d
 		}
 		index, _ := a.m["index"].(int64)
+		g.names[int(index)] = name
 		list, _ := a.m["sets"].([]any)
 		for _, x := range list {
 			pm, _ := x.(map[string]any)
 			p := partFromMap(pm)
 			key := p.volume + "\x00" + strconv.Itoa(p.id)
-			st := sets[key]
+			st := g.sets[key]
 			if st == nil {
 				st = &set{volume: p.volume, id: p.id, level: p.level, parts: map[int]part{}}
-				sets[key] = st
+				g.sets[key] = st
 			}
 			st.parts[int(index)] = p
 		}
 	}
-	if unconfigured == len(nodes) {
-		return failed(CodeFailed, "no connection copies database %s on this cluster: backupsync lists backups on the LOCAL_URL of a connection whose DATABASE_NAME is %s", db, db)
-	}
-	out := backupRows(sets, database, len(problems) == 0)
-	o := outcome{output: out}
-	if len(problems) > 0 {
-		o.code = CodeFailed
-		o.desc = "listing incomplete, sets not seen on every node are marked unusable: " + strings.Join(problems, "; ")
-	}
-	return o
+	return g
 }
 
 // backupRows turns the cluster's sets into db_backup_list's rows, sorted
