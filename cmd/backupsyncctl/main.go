@@ -155,8 +155,16 @@ func init() {
 			fmt.Fprintln(a.stdout, version.String("backupsyncctl"))
 			return exitOK
 		}},
-		{name: "help", help: "print this help", run: func(a *app, _ []string) int {
-			a.printHelp(a.stdout)
+		{name: "help", args: "[COMMAND]", max: 1, help: "print this help, or a command's help", run: func(a *app, args []string) int {
+			if len(args) == 0 {
+				a.printHelp(a.stdout)
+				return exitOK
+			}
+			c := lookup(args[0])
+			if c == nil {
+				return a.usage("no command %q: backupsyncctl help lists them", args[0])
+			}
+			printCommandHelp(a.stdout, c)
 			return exitOK
 		}},
 	}
@@ -179,27 +187,32 @@ func (a *app) printHelp(w io.Writer) {
 		if c.args != "" {
 			name += " " + c.args
 		}
+		text := wrap(c.help, helpWidth, strings.Repeat(" ", 34))
 		if len(name) > 30 {
-			fmt.Fprintf(w, "  %s\n  %-30s  %s\n", name, "", c.help)
+			fmt.Fprintf(w, "  %s\n  %-30s  %s\n", name, "", text)
 			continue
 		}
-		fmt.Fprintf(w, "  %-30s  %s\n", name, c.help)
+		fmt.Fprintf(w, "  %-30s  %s\n", name, text)
 	}
 	fmt.Fprint(w, `
 Flags (before or after the command):
-  --url URL               the cluster, https://USER:PASSWORD@HOST:PORT/cluster1/ (env BACKUPSYNC_URL)
+  --url URL               the cluster, https://USER:PASSWORD@HOST:PORT/cluster1/
+                          (env BACKUPSYNC_URL; only https://: backupsyncd serves HTTPS only)
   --user, --password      credentials, if not in the URL (env BACKUPSYNC_USER, BACKUPSYNC_PASSWORD)
   --fingerprint SHA256:…  pin the daemon's certificate (backupsyncd logs it when it starts)
   --insecure              accept any certificate (trusted networks only)
   --nodes n0011,n0012     run on these nodes only (default: getNodeList)
   --plugin NAME           plugin to call (default: the first of showPluginList)
-  --api auto|plugin|confd the dialect: EXAoperation's plugin surface (callPlugin) or ConfD's job_exec
-                          (backupsync_<verb> jobs, node_list); auto (default) takes the plugin surface
-                          where the cluster answers it, else ConfD (env BACKUPSYNC_API)
+  --api auto|plugin|confd the dialect: EXAoperation's plugin surface (callPlugin) or ConfD's
+                          job_exec (backupsync_<verb> jobs, node_list); auto (default) takes the
+                          plugin surface where the cluster answers it, else ConfD
+                          (env BACKUPSYNC_API)
   --timeout 30s           bound on each call
   --json                  machine-readable output
   --version               print the version
 pair also takes --source-fingerprint and --dest-fingerprint (default --fingerprint).
+backupsyncctl help COMMAND (or COMMAND --help) prints a command's help (pair's: which file goes
+where and what is tested).
 
 Exit status: 0 when every node succeeded, 1 when a node or the cluster failed, 2 on a usage error.
 `)
@@ -255,7 +268,7 @@ func (a *app) main(args []string) int {
 		return a.usage("%v", err)
 	}
 	if a.g.help {
-		fmt.Fprintf(a.stdout, "usage: backupsyncctl [flags] %s %s\n  %s\n", a.cmd.name, a.cmd.args, a.cmd.help)
+		printCommandHelp(a.stdout, a.cmd)
 		return exitOK
 	}
 	if a.g.version {
