@@ -3,13 +3,23 @@
 # same trees, on this machine. See docs/BENCHMARKS.md.
 #
 #   bench/compare.sh [--big] [--tunnel] [--trees large,small] [--repeat N]
+#                    [--rtt 20ms,50ms [--link-rate 1gbit] [--wan-trees LIST]]
 #                    [--no-bs] [--workdir DIR] [--keep] [--markdown FILE]
 #
 #   --big        also copy one 4 GiB file (peak RSS against file size)
 #   --tunnel     also the SSH stage (issue 4)
-#   --trees      which trees: large (8 x 64 MiB), small (5,000 x 16 KiB)
+#   --trees      which trees: large (8 x 64 MiB), small (5,000 x 16 KiB);
+#                --trees= (empty) skips the FTP stage
 #   --repeat N   rounds per tree, the fastest counts (default 3, 2 for the
-#                4 GiB file; the order of the tools rotates from round to round)
+#                4 GiB file; the order of the tools rotates from round to round);
+#                in the WAN stage the median counts
+#   --rtt LIST   also the WAN stage at each round-trip time of LIST (issue 19):
+#                every tool's SSH traffic to the destination crosses an
+#                emulated link (internal/linkemu) of that RTT
+#   --link-rate R  the emulated link's rate each way, shared by all its
+#                connections (default 1gbit = 119 MiB/s; 0 = unlimited)
+#   --wan-trees  the WAN stage's trees: one1g (1 x 1 GiB), large (8 x 64 MiB),
+#                small1k (1,000 x 16 KiB); default all three
 #   --no-bs      peers only
 #   --workdir D  where the volumes live (default /var/tmp; /dev/shm = RAM)
 #   --keep       keep the work directory (always kept when a run fails)
@@ -26,6 +36,16 @@
 #   tunnel  (--tunnel) FTP -> SSH -> FTP with backupsyncd (SSH = client against
 #           a backupsyncd SSH server role) against FTP -> SFTP with rclone and
 #           lftp (OpenSSH sshd + sftp-server on 127.0.6.2).
+#   wan-RTT (--rtt) the tunnel stage at a distance: one linkemu process per
+#           RTT listens on 127.0.6.2:12022 (-> backupsyncd's SSH server,
+#           :2022) and 127.0.6.2:12222 (-> sshd, :2222), one link shared by
+#           both. backupsyncd runs with its defaults (no PARALLEL), rclone
+#           FTP->SFTP and lftp FTP->SFTP at their defaults (rclone
+#           --transfers 4, lftp mirror one file at a time) and tuned
+#           (--transfers 16 --checkers 16, --parallel=16). First copy and one
+#           no-op re-run per round, the median of the rounds counts; the
+#           rate column adds the share of the link's rate. The source FTP is
+#           local (the source node): only the hop to the destination is long.
 #
 # Every copy is checked: the destination must be md5-identical to the source
 # (same file names, same contents, nothing extra), or the row is INVALID and
@@ -40,7 +60,11 @@
 # BENCH_NOOP_RUNS (no-op re-runs per round, the fastest counts; default 5),
 # BENCH_PARALLEL_FTP and BENCH_PARALLEL_TUNNEL (backupsyncd's PARALLEL in
 # the FTP and tunnel stages; default 4, the product's own, and 12, see
-# docs/BENCHMARKS.md: through the tunnel small files are latency-bound).
+# docs/BENCHMARKS.md: through the tunnel small files are latency-bound),
+# BENCH_WAN_TIMEOUT (seconds per timed command in the WAN stage, default
+# 900: lftp's default copies one file at a time), BENCH_WAN_NOOP_RUNS
+# (no-op re-runs per round in the WAN stage, default 1), BENCH_WAN_TRANSFERS
+# (the peers' tuned concurrency in the WAN stage, default 16).
 
 set -euo pipefail
 
@@ -57,6 +81,9 @@ keep=0
 trees="large,small"
 workdir=""
 markdown=""
+rtts=""
+link_rate="1gbit"
+wan_trees="one1g,large,small1k"
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--big) want_big=1 ;;
@@ -71,6 +98,12 @@ while [ $# -gt 0 ]; do
 	--workdir=*) workdir=${1#*=} ;;
 	--markdown) markdown=$2; shift ;;
 	--markdown=*) markdown=${1#*=} ;;
+	--rtt) rtts=$2; shift ;;
+	--rtt=*) rtts=${1#*=} ;;
+	--link-rate) link_rate=$2; shift ;;
+	--link-rate=*) link_rate=${1#*=} ;;
+	--wan-trees) wan_trees=$2; shift ;;
+	--wan-trees=*) wan_trees=${1#*=} ;;
 	-h | --help)
 		sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
 		exit 0
@@ -95,6 +128,11 @@ STEP_TIMEOUT=${BENCH_TIMEOUT:-300}
 NOOP_RUNS=${BENCH_NOOP_RUNS:-5}
 BS_PARALLEL_FTP=${BENCH_PARALLEL_FTP:-4}
 BS_PARALLEL_TUNNEL=${BENCH_PARALLEL_TUNNEL:-12}
+WAN_TUN_PORT=12022     # the emulated link's end for backupsyncd's SSH server
+WAN_SFTP_PORT=12222    # the emulated link's end for sshd (SFTP peers)
+WAN_TIMEOUT=${BENCH_WAN_TIMEOUT:-900}
+WAN_NOOP_RUNS=${BENCH_WAN_NOOP_RUNS:-1}
+WAN_TRANSFERS=${BENCH_WAN_TRANSFERS:-16}
 MiB=1048576
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -383,6 +421,33 @@ make_big() { # dir: one 4 GiB file
 	randbytes $((4096 * MiB)) >"$n/data_big"
 }
 
+make_one1g() { # dir: one 1 GiB file (the WAN stage's large file)
+	local n="$1/$DB/id_1/level_0/node_0"
+	mkdir -p "$n"
+	randbytes $((1024 * MiB)) >"$n/data_000"
+}
+
+make_small1k() { # dir: 1,000 x 16 KiB over 5 sets (a full, then four
+	# incrementals), each set 199 data files and one metadata file
+	local s n
+	for s in 1 2 3 4 5; do
+		n="$1/$DB/id_$((200 + s))/level_$((s - 1))/node_0"
+		mkdir -p "$n"
+		(cd "$n" && randbytes $((199 * 16384)) | split -b 16384 -d -a 3 - data_ && randbytes 16384 >metadata_000)
+	done
+}
+
+make_tree() { # name dir
+	case "$1" in
+	large) make_large "$2" ;;
+	small) make_small "$2" ;;
+	one1g) make_one1g "$2" ;;
+	small1k) make_small1k "$2" ;;
+	*) die "unknown tree $1 (large, small; in the WAN stage one1g, large, small1k)" ;;
+	esac
+	settle "$2"
+}
+
 settle() { # dir: mtimes well in the past, so SETTLE_TIME treats all as stable
 	find "$1" -exec touch -h -d '-1 hour' {} +
 }
@@ -509,16 +574,32 @@ add_tool() { # name label reset cmd...: reset (a function, or "") runs before ea
 	NT=$((NT + 1))
 }
 
+# AGG is how run_tools sums up a row's runs: min (the fastest counts) or
+# median (the WAN stage: the link's pacing leaves less noise to cut away,
+# and the targets are stated for the median).
+AGG=min
+pick_run() { # "secs:cpu ..." -> "secs cpu" of the run AGG picks
+	printf '%s\n' $1 | awk -F: -v agg="$AGG" '{ s[NR] = $1; c[NR] = $2 }
+		END {
+			if (NR == 0) { print "- -"; exit }
+			for (i = 1; i <= NR; i++) for (j = i + 1; j <= NR; j++)
+				if (s[j] + 0 < s[i] + 0) { t = s[i]; s[i] = s[j]; s[j] = t; t = c[i]; c[i] = c[j]; c[j] = t }
+			k = (agg == "median" ? int((NR + 1) / 2) : 1)
+			print s[k], c[k]
+		}'
+}
+
 # run_tools stage tree noop: REPEAT rounds; in each, every tool in turn (the
 # order rotates from round to round, so that a burst of load elsewhere on the
 # machine does not always hit the same tool) clears the destination, runs its
-# reset, times its first copy and, with noop = 1, its no-op re-run. Each row
-# keeps the fastest time and the highest peak RSS of its rounds.
+# reset, times its first copy and, with noop = 1, its no-op re-run (NOOP_RUNS
+# of them). Each row keeps the time AGG picks (with that run's box CPU) and
+# the highest peak RSS of its runs.
 run_tools() {
 	local stage=$1 tree=$2 noop=$3 r j i
-	local -a fs=() fk=() fc=() fst=() fn=() ns=() nk=() nc=() nst=() nn=()
+	local -a fs=() fk=() fc=() fst=() fn=() ns=() nk=() nc=() nst=() nn=() fall=() nall=()
 	for ((i = 0; i < NT; i++)); do
-		fs[i]="" fk[i]=0 fc[i]=- fst[i]=ok fn[i]="" ns[i]="" nk[i]=0 nc[i]=- nst[i]=ok nn[i]=""
+		fs[i]="" fk[i]=0 fc[i]=- fst[i]=ok fn[i]="" ns[i]="" nk[i]=0 nc[i]=- nst[i]=ok nn[i]="" fall[i]="" nall[i]=""
 	done
 	for ((r = 0; r < REPEAT; r++)); do
 		for ((j = 0; j < NT; j++)); do
@@ -535,7 +616,7 @@ run_tools() {
 				unset -n cmd
 				continue
 			fi
-			if [ -z "${fs[i]}" ] || less "$M_SECS" "${fs[i]}"; then fs[i]=$M_SECS fc[i]=$M_CPU; fi
+			fall[i]+=" $M_SECS:$M_CPU"
 			# A no-op takes a tenth of a second: NOOP_RUNS of them, the
 			# fastest counts, as for first copies.
 			local n
@@ -545,14 +626,15 @@ run_tools() {
 				if [ "$M_STATUS" != ok ]; then
 					ns[i]=$M_SECS nst[i]=$M_STATUS nn[i]=$M_NOTE
 					break
-				elif [ -z "${ns[i]}" ] || less "$M_SECS" "${ns[i]}"; then
-					ns[i]=$M_SECS nc[i]=$M_CPU
 				fi
+				nall[i]+=" $M_SECS:$M_CPU"
 			done
 			unset -n cmd
 		done
 	done
 	for ((i = 0; i < NT; i++)); do
+		[ "${fst[i]}" != ok ] || read -r fs[i] fc[i] < <(pick_run "${fall[i]}")
+		[ "${nst[i]}" != ok ] || read -r ns[i] nc[i] < <(pick_run "${nall[i]}")
 		record "$stage" "$tree" first "${T_NAME[i]}" "${fs[i]}" "${fk[i]}" "${fst[i]}" "${fn[i]}" "${fc[i]}"
 	done
 	if [ "$noop" = 1 ]; then
@@ -596,10 +678,11 @@ lftp_ftp() {
 		"mirror --parallel=${1:-4} $(ftp_url $SRC_IP) $(ftp_url $DST_IP)"
 }
 
-lftp_sftp() {
+lftp_sftp() { # [parallel ("" = lftp's default, one file at a time) [port]]
+	local par=${1-4} port=${2:-$SFTP_PORT}
 	echo "set ftp:ssl-allow no; set ftp:use-fxp no; set cmd:fail-exit yes; set net:max-retries 3;" \
 		"set sftp:connect-program 'ssh $SSH_OPTS';" \
-		"mirror --parallel=${1:-4} $(ftp_url $SRC_IP) sftp://root:unused@$DST_IP:$SFTP_PORT$W/dst/$VOL"
+		"mirror ${par:+--parallel=$par} $(ftp_url $SRC_IP) sftp://root:unused@$DST_IP:$port$W/dst/$VOL"
 }
 
 # ---------------------------------------------------------------- backupsyncd
@@ -619,8 +702,8 @@ probe_backupsyncd() {
 	if printf '%s\n' "$out" | grep -Eq '^ +run( |$)'; then BS_SERVER=1; fi
 }
 
-write_bs_config() { # dir name ip conn ssh_role remote_ip extra_hcl parallel
-	local d=$1 name=$2 ip=$3 conn=$4 role=$5 remote=$6 extra=${7:-} parallel=${8:-4}
+write_bs_config() { # dir name ip conn ssh_role remote_ip extra_hcl parallel ("" = the product's default)
+	local d=$1 name=$2 ip=$3 conn=$4 role=$5 remote=$6 extra=${7:-} parallel=${8-4}
 	mkdir -p "$d/state"
 	cat >"$d/settings.hcl" <<EOF
 node {
@@ -643,7 +726,7 @@ LOCAL_URL = ftp://$FTP_USER:$FTP_PASS@%s:$FTP_PORT/$VOL
 REMOTE_URL = ftp://$FTP_USER:$FTP_PASS@%s:$FTP_PORT/$VOL
 REMOTE_NODES = $remote
 SSH = $role
-PARALLEL = $parallel
+${parallel:+PARALLEL = $parallel}
 SETTLE_TIME = 1s
 }
 EOF
@@ -766,6 +849,103 @@ reset_tun_client() {
 	find "$W/bs/tun-client/state" -mindepth 1 -maxdepth 1 ! -name ssh -exec rm -rf {} +
 }
 
+# ---------------------------------------------------------------- WAN stage
+# The emulated link (internal/linkemu) sits on the destination's address, on
+# ports of its own, so every tool names the destination node as it would
+# across a WAN: backupsyncd's client dials 127.0.6.2:12022 and asks for the
+# archive FTP on 127.0.6.2; rclone and lftp reach sshd on 127.0.6.2:12222.
+LINKEMU=""
+LINK_PID=""
+LINK_BPS=0 # the link's rate in bytes/s, from linkemu's ready line (0: unlimited)
+
+build_linkemu() {
+	mkdir -p "$W/bin"
+	(cd "$repo" && go build -o "$W/bin/" ./internal/linkemu/cmd/linkemu) >"$W/logs/linkemu-build.log" 2>&1 ||
+		die "go build ./internal/linkemu/cmd/linkemu failed: $(tail -5 "$W/logs/linkemu-build.log")"
+	LINKEMU="$W/bin/linkemu"
+}
+
+start_link() { # rtt: one link in front of both of the destination's SSH ports
+	local rtt=$1 out="$W/logs/linkemu-$1.out" i
+	port_free "$DST_IP" $WAN_TUN_PORT || die "$DST_IP:$WAN_TUN_PORT is already in use"
+	port_free "$DST_IP" $WAN_SFTP_PORT || die "$DST_IP:$WAN_SFTP_PORT is already in use"
+	setsid "$LINKEMU" --rtt "$rtt" --rate "$link_rate" \
+		--forward "$DST_IP:$WAN_TUN_PORT=$DST_IP:$TUN_PORT" \
+		--forward "$DST_IP:$WAN_SFTP_PORT=$DST_IP:$SFTP_PORT" \
+		>"$out" 2>"$W/logs/linkemu-$1.log" </dev/null &
+	LINK_PID=$!
+	CHILDREN+=("$LINK_PID")
+	for i in $(seq 1 100); do
+		grep -q '^ready' "$out" 2>/dev/null && break
+		kill -0 "$LINK_PID" 2>/dev/null || die "linkemu did not start: $(cat "$W/logs/linkemu-$1.log")"
+		sleep 0.1
+	done
+	grep -q '^ready' "$out" || die "linkemu not ready within 10 s: $(cat "$W/logs/linkemu-$1.log")"
+	LINK_BPS=$(sed -n 's/^ready.* bps=\([0-9]*\).*/\1/p' "$out")
+	log "emulated link (pid $LINK_PID): $(cat "$out")"
+}
+
+stop_link() { # SIGTERM: linkemu closes every connection and logs what it relayed
+	[ -n "$LINK_PID" ] || return 0
+	kill -TERM "$LINK_PID" 2>/dev/null || true
+	local i
+	for i in $(seq 1 50); do kill -0 "$LINK_PID" 2>/dev/null || break; sleep 0.1; done
+	stop_pid "$LINK_PID"
+	log "emulated link stopped: $(tail -1 "$W/logs/linkemu-$CUR_RTT.log" 2>/dev/null)"
+	LINK_PID=""
+}
+
+# setup_wan: the peers' remote and host key at the link's SFTP port, and a
+# backupsyncd client with the tunnel client's keys that dials the link and
+# leaves PARALLEL at the product's default.
+setup_wan() {
+	export RCLONE_CONFIG_WDST_TYPE=sftp RCLONE_CONFIG_WDST_HOST=$DST_IP RCLONE_CONFIG_WDST_PORT=$WAN_SFTP_PORT
+	export RCLONE_CONFIG_WDST_USER=root RCLONE_CONFIG_WDST_KEY_FILE="$W/srv/sshd/id_ed25519"
+	export RCLONE_CONFIG_WDST_KNOWN_HOSTS_FILE="$W/srv/sshd/known_hosts"
+	echo "[$DST_IP]:$WAN_SFTP_PORT $(cut -d' ' -f1,2 "$W/srv/sshd/host_ed25519.pub")" >>"$W/srv/sshd/known_hosts"
+	[ -n "$TUN_PID" ] || return 0
+	local c="$W/bs/wan-client"
+	rm -rf "$c"
+	write_bs_config "$c" n0011 $SRC_IP BenchTunnel client $DST_IP "ssh_client {
+  port = $WAN_TUN_PORT
+}" ""
+	cp -a "$W/bs/tun-client/state/ssh" "$c/state/"
+}
+
+reset_wan_client() {
+	find "$W/bs/wan-client/state" -mindepth 1 -maxdepth 1 ! -name ssh -exec rm -rf {} +
+}
+
+# stage_wan rtt tree: backupsyncd with its defaults through its tunnel
+# against FTP -> SFTP peers, every tool's SSH connections through the link.
+CUR_RTT=""
+stage_wan() {
+	local rtt=$1 tree=$2 st="wan-$1"
+	if [ -n "$TUN_PID" ]; then
+		add_tool "backupsyncd (SSH tunnel, defaults)" "bs-$st-$tree" reset_wan_client \
+			"$BS" sync-once --settings "$W/bs/wan-client/settings.hcl" --connection BenchTunnel
+	fi
+	add_tool "rclone FTP->SFTP (default)" "rclone-$st-$tree" "" \
+		rclone copy bsrc:$VOL wdst:$W/dst/$VOL
+	add_tool "rclone FTP->SFTP --transfers $WAN_TRANSFERS" "rclone$WAN_TRANSFERS-$st-$tree" "" \
+		rclone copy --transfers "$WAN_TRANSFERS" --checkers "$WAN_TRANSFERS" bsrc:$VOL wdst:$W/dst/$VOL
+	add_tool "lftp FTP->SFTP (default: 1 at a time)" "lftp-$st-$tree" "" \
+		lftp -c "$(lftp_sftp "" $WAN_SFTP_PORT)"
+	add_tool "lftp FTP->SFTP --parallel=$WAN_TRANSFERS" "lftp$WAN_TRANSFERS-$st-$tree" "" \
+		lftp -c "$(lftp_sftp "$WAN_TRANSFERS" $WAN_SFTP_PORT)"
+	local agg=$AGG noops=$NOOP_RUNS timeout=$STEP_TIMEOUT
+	AGG=median NOOP_RUNS=$WAN_NOOP_RUNS STEP_TIMEOUT=$WAN_TIMEOUT
+	run_tools "$st" "$tree" 1
+	AGG=$agg NOOP_RUNS=$noops STEP_TIMEOUT=$timeout
+	if [ -n "$TUN_PID" ]; then
+		local hwm
+		hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$TUN_PID/status" 2>/dev/null || echo "?")
+		record "$st" "$tree" first "backupsyncd SSH server (destination)" - "$hwm" info "peak RSS (VmHWM) of the server process so far"
+	else
+		record "$st" "$tree" first "backupsyncd (SSH tunnel)" - - pending "$TUN_SKIP"
+	fi
+}
+
 set_repeat() { # tree
 	# Three rounds by default, the order of the tools rotating: with one,
 	# the first tool is always the first to copy after the tree moved in
@@ -798,21 +978,27 @@ machine_info() {
 	echo "backupsyncd: $([ -x "$BS" ] && "$BS" --version 2>/dev/null || echo none), built from $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$repo" status --porcelain -- cmd internal go.mod go.sum 2>/dev/null | grep -q . && echo ' + uncommitted changes')"
 	[ "$HARNESS_MEASURED" = 0 ] || echo "harness: ${HARNESS}s per timed command (time + timeout + fork), subtracted from every time"
 	echo "volumes: source on $(fs_type "$W"), destination on $DST_FS"
+	[ -z "$rtts" ] || echo "link:    WAN stage at RTT ${rtts//,/, }, $link_rate each way (0 = unlimited), emulated in user space by internal/linkemu"
 	echo "load:    $LOAD_START at start, $(cut -d' ' -f1-3 /proc/loadavg) now (1/5/15 min; the box may be shared)"
 	echo "steal:   $(steal_percent "$STEAL_START")% of the processors' time since the start (taken by the hypervisor)"
 }
 
 report() {
 	local fmt=${1:-text}
-	awk -F'\t' -v fmt="$fmt" -v mib=$MiB '
-	function size(tree) { return tree == "large" ? 512 : tree == "big" ? 4096 : 80 }
-	function files(tree) { return tree == "small" ? 5000 : tree == "large" ? 8 : 1 }
-	function rate(tree, phase, s) {
+	awk -F'\t' -v fmt="$fmt" -v mib=$MiB -v linkbps="$LINK_BPS" '
+	function size(tree) { return tree == "large" ? 512 : tree == "big" ? 4096 : tree == "one1g" ? 1024 : tree == "small1k" ? 1000 / 64 : 80 }
+	function files(tree) { return tree == "small" ? 5000 : tree == "small1k" ? 1000 : tree == "large" ? 8 : 1 }
+	function rate(stage, tree, phase, s) {
 		if (s <= 0 || phase == "noop") return "-"
-		if (tree == "small") return sprintf("%.0f files/s", files(tree) / s)
+		if (tree == "small" || tree == "small1k") return sprintf("%.0f files/s", files(tree) / s)
+		if (stage ~ /^wan/ && linkbps > 0) # the share of the emulated link
+			return sprintf("%.0f MiB/s %.0f%%", size(tree) / s, 100 * size(tree) * mib / s / linkbps)
 		return sprintf("%.0f MiB/s", size(tree) / s)
 	}
 	function target(stage, tree, phase) {
+		# issue 19 at a distance: large files >= 2x, small files >= 5x the
+		# best peer, the no-op in <= 0.5x its time
+		if (stage ~ /^wan/) return phase == "noop" ? 2.0 : tree == "small1k" ? 5.0 : 2.0
 		if (phase == "noop") return 1.25 # time <= 0.8 x best peer
 		if (stage == "tunnel") return 1.2
 		return tree == "small" ? 1.2 : 1.0
@@ -828,13 +1014,13 @@ report() {
 			print "| stage | tree | phase | tool | seconds | rate | peak RSS | box CPU-s | vs best peer |"
 			print "|---|---|---|---|---:|---:|---:|---:|---|"
 		} else {
-			printf "%-7s %-6s %-6s %-38s %8s %14s %9s %9s  %s\n", "stage", "tree", "phase", "tool", "seconds", "rate", "peak RSS", "box CPU-s", "vs best peer"
+			printf "%-9s %-7s %-6s %-40s %8s %14s %9s %9s  %s\n", "stage", "tree", "phase", "tool", "seconds", "rate", "peak RSS", "box CPU-s", "vs best peer"
 		}
 		for (j = 1; j <= nk; j++) for (i = 1; i <= n; i++) {
 			k = st[i] SUBSEP tr[i] SUBSEP ph[i]
 			if (k != order[j]) continue
 			secs = (s[i] == "-" ? "-" : sprintf(s[i] < 1 ? "%.3f" : "%.2f", s[i]))
-			r = (status[i] == "ok" ? rate(tr[i], ph[i], s[i] + 0) : status[i] == "info" ? "-" : status[i])
+			r = (status[i] == "ok" ? rate(st[i], tr[i], ph[i], s[i] + 0) : status[i] == "info" ? "-" : status[i])
 			rss = (kb[i] ~ /^[0-9]+$/ ? sprintf("%d MiB", kb[i] / 1024) : "-")
 			c = (cpu[i] ~ /^[0-9.]+$/ && status[i] == "ok" ? cpu[i] : "-")
 			vs = ""
@@ -850,7 +1036,7 @@ report() {
 			if (fmt == "md")
 				printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", st[i], tr[i], ph[i], tool[i], secs, r, rss, c, vs
 			else
-				printf "%-7s %-6s %-6s %-38s %8s %14s %9s %9s  %s\n", st[i], tr[i], ph[i], tool[i], secs, r, rss, c, vs
+				printf "%-9s %-7s %-6s %-40s %8s %14s %9s %9s  %s\n", st[i], tr[i], ph[i], tool[i], secs, r, rss, c, vs
 		}
 	}' "$RESULTS"
 }
@@ -883,18 +1069,15 @@ main() {
 			{ log "go build failed (backupsyncd rows will be pending): $(tail -5 "$W/logs/go-build.log")"; }
 	fi
 	probe_backupsyncd
+	[ -z "$rtts" ] || build_linkemu
 	[ $BS_SYNC = 1 ] || log "backupsyncd sync-once is not available: its rows are marked pending"
 	machine_info | tee "$W/machine.txt" >&2
 
 	log "building trees"
-	local tree
-	for tree in ${trees//,/ }; do
-		case "$tree" in
-		large) make_large "$W/gen/large" ;;
-		small) make_small "$W/gen/small" ;;
-		*) die "unknown tree $tree (large, small)" ;;
-		esac
-		settle "$W/gen/$tree"
+	local tree rtt all_trees=$trees
+	[ -z "$rtts" ] || all_trees="$trees,$wan_trees"
+	for tree in $(printf '%s\n' ${all_trees//,/ } | awk '!seen[$0]++'); do
+		make_tree "$tree" "$W/gen/$tree"
 	done
 	if [ $want_big = 1 ]; then make_big "$W/gen/big"; settle "$W/gen/big"; fi
 	# An empty volume for the server to start on.
@@ -917,7 +1100,7 @@ main() {
 		stage_ftp big
 	fi
 
-	if [ $want_tunnel = 1 ]; then
+	if [ $want_tunnel = 1 ] || [ -n "$rtts" ]; then
 		start_sshd
 		setup_rclone_sftp
 		TUN_SKIP=""
@@ -929,17 +1112,34 @@ main() {
 			TUN_SKIP="TODO: backupsyncd run did not serve SSH (see logs/bs-tunnel-server.log)"
 		fi
 		[ -z "$TUN_SKIP" ] || log "tunnel stage for backupsyncd skipped: $TUN_SKIP"
+	fi
+	if [ $want_tunnel = 1 ]; then
 		for tree in ${trees//,/ }; do
 			use_tree "$tree"
 			set_repeat "$tree"
 			stage_tunnel "$tree"
 		done
 	fi
+	if [ -n "$rtts" ]; then
+		setup_wan
+		for rtt in ${rtts//,/ }; do
+			CUR_RTT=$rtt
+			start_link "$rtt"
+			for tree in ${wan_trees//,/ }; do
+				use_tree "$tree"
+				REPEAT=${REPEAT_OPT:-3}
+				stage_wan "$rtt" "$tree"
+			done
+			stop_link
+		done
+	fi
 
 	echo
 	machine_info
 	echo "trees:   large = 8 x 64 MiB (1 set), small = 5,000 x 16 KiB (25 sets x 200 files), big = 1 x 4 GiB"
+	[ -z "$rtts" ] || echo "         one1g = 1 x 1 GiB, small1k = 1,000 x 16 KiB (5 sets x 200 files)"
 	echo "rate:    first copy only; 'vs best peer' = best peer seconds / backupsyncd seconds (> 1: faster)"
+	[ -z "$rtts" ] || echo "wan-RTT: the median of the rounds (${REPEAT_OPT:-3}; other stages: the fastest); rate adds the share of the link's rate (target for one1g: >= 85%)"
 	echo "box CPU-s: CPU time of the whole machine (every process, the kernel) while that copy ran"
 	echo
 	report text

@@ -7,7 +7,9 @@
 //     its answer take at least one RTT;
 //   - paces the bytes to Rate, one token bucket per direction shared by
 //     every connection of the Link (of all its Listen addresses): the
-//     connections share one link as they would share one WAN path;
+//     connections share one link as they would share one WAN path. Over
+//     any stretch of time T a direction delivers at most Burst + Rate × T
+//     bytes (Burst: by default what the link carries in 4 ms);
 //   - holds at most Queue bytes per connection that it read and has not
 //     delivered yet (plus one 64 KiB read). A direction that is full stops
 //     reading from its source, whose TCP window then closes: a slow reader

@@ -6,7 +6,9 @@
 //
 // Every --forward listens on LISTEN and relays to TARGET, both loopback
 // "IP:port"; all of them share one link (one rate per direction). Once
-// every address listens it prints "ready" and the addresses on stdout. It
+// every address listens it prints one line on stdout: "ready rtt=50ms
+// rate=1gbit bps=125000000 queue=BYTES LISTEN=TARGET..." (bps: the rate in
+// bytes per second, 0 = unlimited; LISTEN with the port it got). It
 // runs until SIGINT or SIGTERM, then closes every connection, prints what
 // it relayed on stderr and exits 0. Exit 2: a usage error; 1: it could not
 // listen.
@@ -100,7 +102,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		addrs = append(addrs, addr+"="+p[1])
 	}
 	cfg := link.Config()
-	fmt.Fprintf(stdout, "ready rtt=%v rate=%s queue=%d %s\n", *rtt, linkemu.FormatRate(rate), cfg.Queue, strings.Join(addrs, " "))
+	fmt.Fprintf(stdout, "ready rtt=%v rate=%s bps=%d queue=%d %s\n", *rtt, linkemu.FormatRate(rate), rate, cfg.Queue, strings.Join(addrs, " "))
 	<-ctx.Done()
 	if err := link.Close(); err != nil {
 		fmt.Fprintf(stderr, "linkemu: %v\n", err)

@@ -85,10 +85,10 @@ func TestRunRelaysUntilStopped(t *testing.T) {
 	}
 	go io.Copy(io.Discard, pr)
 	f := strings.Fields(line)
-	if len(f) != 5 || f[0] != "ready" || f[1] != "rtt=20ms" || f[2] != "rate=100mbit" || !strings.HasPrefix(f[3], "queue=") {
+	if len(f) != 6 || f[0] != "ready" || f[1] != "rtt=20ms" || f[2] != "rate=100mbit" || f[3] != "bps=12500000" || !strings.HasPrefix(f[4], "queue=") {
 		t.Fatalf("ready line %q", line)
 	}
-	addr, _, _ := strings.Cut(f[4], "=")
+	addr, _, _ := strings.Cut(f[5], "=")
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
