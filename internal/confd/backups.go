@@ -28,6 +28,7 @@ type part struct {
 	entry     string // "backup_202007071405", or ""
 	latest    int64  // newest file's modification time, Unix seconds
 	sync      int    // syncYes, syncNo, syncUnknown (or syncUnchecked)
+	state     int    // stateSynced … stateMissing: what the destination holds, per_node's detail of sync
 	sizes     map[string]int64
 }
 
@@ -39,6 +40,9 @@ func (p *part) toMap() map[string]any {
 		m["synced"] = true
 	case syncNo:
 		m["synced"] = false
+	}
+	if p.state != stateUnchecked {
+		m["state"] = stateNames[p.state]
 	}
 	return m
 }
@@ -56,6 +60,15 @@ func partFromMap(m map[string]any) part {
 	p.sync = syncUnknown
 	if b, ok := m["synced"].(bool); ok {
 		p.sync = map[bool]int{true: syncYes, false: syncNo}[b]
+	}
+	// A daemon of an earlier release sends synced only.
+	p.state = map[int]int{syncYes: stateSynced, syncNo: stateMissing, syncUnknown: stateUnknown}[p.sync]
+	if s, ok := m["state"].(string); ok {
+		for i, name := range stateNames {
+			if name == s && i != stateUnchecked {
+				p.state = i
+			}
+		}
 	}
 	return p
 }
@@ -206,6 +219,7 @@ func (s *Service) checkSynced(c config.Connection, found map[int]*part, dst dest
 		s.log().Warn("db_backup_list: destination not listed: synced unknown", "connection", c.Name, "error", dst.err)
 		for _, p := range found {
 			p.fold(syncUnknown)
+			p.state = max(p.state, stateUnknown)
 		}
 		return
 	}
@@ -216,19 +230,36 @@ func (s *Service) checkSynced(c config.Connection, found map[int]*part, dst dest
 		}
 	}
 	for _, p := range found {
-		state := syncYes
-		if p.files == 0 {
-			state = syncNo
-		}
+		held := 0
 		for path, size := range p.sizes {
-			if got, present := have[path]; !present || got != size {
-				state = syncNo
-				break
+			if got, present := have[path]; present && got == size {
+				held++
 			}
 		}
+		state, detail := syncYes, stateSynced
+		switch {
+		case p.files == 0 || held == 0:
+			state, detail = syncNo, stateMissing
+		case held < len(p.sizes):
+			state, detail = syncNo, statePartial
+		}
 		p.fold(state)
+		p.state = max(p.state, detail)
 	}
 }
+
+// What a connection's destination holds of a part, ordered so that folding
+// over the connections copying it takes the maximum (the worst).
+const (
+	stateUnchecked = iota
+	stateSynced    // every file, with its size
+	stateUnknown   // the destination could not be listed
+	statePartial   // some of the files
+	stateMissing   // none of them
+)
+
+// stateNames are the states as per_node shows them.
+var stateNames = []string{"", "synced", "unknown", "partial", "missing"}
 
 // Sync states of a part, ordered so that folding takes the maximum.
 const (
@@ -271,6 +302,9 @@ func (s *Service) dbBackupList(ctx context.Context, args map[string]any) outcome
 		return failed(CodeFailed, "no connection copies database %s on this cluster: backupsync lists backups on the LOCAL_URL of a connection whose DATABASE_NAME is %s", db, db)
 	}
 	out := backupRows(g.sets, g.database, len(g.problems) == 0)
+	if perNode, _ := args["per_node"].(bool); perNode {
+		g.addNodeStates(out)
+	}
 	o := outcome{output: out}
 	if len(g.problems) > 0 {
 		o.code = CodeFailed
@@ -333,6 +367,24 @@ func (s *Service) gatherBackups(ctx context.Context, db string) gathered {
 		}
 	}
 	return g
+}
+
+// addNodeStates adds to each of db_backup_list's rows "nodes": for every
+// node that has a part of the set, what the destinations hold of it
+// (synced, partial, missing or unknown): db_backup_list's per_node.
+func (g gathered) addNodeStates(rows []any) {
+	for _, r := range rows {
+		row := r.(map[string]any)
+		volume, _ := row["volume"].(string)
+		id, _ := row["bid"].(int)
+		nodes := map[string]any{}
+		if st := g.sets[volume+"\x00"+strconv.Itoa(id)]; st != nil {
+			for index, p := range st.parts {
+				nodes[cmp.Or(g.names[index], "node_"+strconv.Itoa(index))] = cmp.Or(stateNames[p.state], "unknown")
+			}
+		}
+		row["nodes"] = nodes
+	}
 }
 
 // backupRows turns the cluster's sets into db_backup_list's rows, sorted

@@ -493,6 +493,16 @@ SSH = server
 	if len(rows) != 3 || rows[0].(map[string]any)["synced"] != true || rows[1].(map[string]any)["synced"] != false {
 		t.Errorf("db_backup_list with one destination = %v", r)
 	}
+	// per_node: each node's part at the destination.
+	r = exec(t, url, "db_backup_list", map[string]any{"db_name": "DB1", "per_node": true})
+	rows, _ = r["result_output"].([]any)
+	var perNode []string
+	for _, x := range rows {
+		perNode = append(perNode, fmt.Sprint(x.(map[string]any)["nodes"]))
+	}
+	if fmt.Sprint(perNode) != "[map[n0011:synced n0012:synced] map[n0011:synced n0012:missing] map[n0011:missing]]" {
+		t.Errorf("db_backup_list per_node: %v", perNode)
+	}
 	wantCode(t, exec(t, url, "db_backup_list", map[string]any{"db_name": "DB7"}), CodeFailed, "no connection copies database DB7 on this cluster")
 
 	// A node whose volume is down: the listing is incomplete, and says so.

@@ -98,8 +98,9 @@ func init() {
 		{name: "remote_volume_list", desc: "List the remote archive volumes: the destination of each copying connection, named after the connection.", run: (*Service).remoteVolumeList},
 		{name: "remote_volume_state", desc: "Connection state of a remote archive volume on every node (Online, Unmounted, Connection problem), found by logging in to it.",
 			mandatory: []string{"remote_volume_name"}, substitutes: map[string]string{"remote_volume_id": "remote_volume_name"}, run: (*Service).remoteVolumeState},
-		{name: "db_backup_list", desc: "List the backups of a database on the local archive volume, with whether the destination holds a verified copy (synced).",
-			mandatory: []string{"db_name"}, run: (*Service).dbBackupList},
+		{name: "db_backup_list", desc: "List the backups of a database on the local archive volume, with whether the destination holds a verified copy (synced); " +
+			"per_node = True adds 'nodes': each node's part at the destination (synced, partial, missing or unknown).",
+			mandatory: []string{"db_name"}, optional: []string{"per_node"}, run: (*Service).dbBackupList},
 	} {
 		jobs[j.name] = j
 	}
