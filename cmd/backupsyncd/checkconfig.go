@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"backupsync/internal/config"
@@ -38,6 +36,7 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 	files := fs.Args()
 	uploads := len(files) > 0 // files named on the command line are what UPLOAD_CONFIG is sent
 	defaultPort := config.DefaultFTPPort
+	var nodeNames []string // the cluster's nodes in order, where the settings name them
 	failed := false
 	if *settingsFile != "" {
 		s, err := config.ReadSettings(*settingsFile)
@@ -49,6 +48,11 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintf(stderr, "%s: warning: %s\n", s.File, config.NoUserProblem)
 			}
 			defaultPort = s.FTPDefaultPort
+			if s.Cluster != nil {
+				for _, n := range s.Cluster.Nodes {
+					nodeNames = append(nodeNames, n.Name)
+				}
+			}
 			if len(files) == 0 {
 				files = []string{s.ConnectionsFile}
 			}
@@ -58,8 +62,7 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		return checkConfigHelp.usageError(stderr, "check-config needs --settings FILE or a CONFIG_FILE")
 	}
 
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "FILE\tCONNECTION\tROLE\tDATABASE\tSCHEDULE\tNEXT RUN\tLOCAL URL\tREMOTE URL\tREMOTE NODES\tORIGIN")
+	var table checkTable
 	now := time.Now()
 	for _, f := range files {
 		conns, removes, err := readForCheck(f, uploads)
@@ -69,19 +72,16 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		for _, c := range conns {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f, c.Name, c.Role,
-				dash(c.Database), dash(c.Schedule), dash(nextRun(c, now)),
-				dash(urlWithPort(c.LocalURL, defaultPort)), dash(urlWithPort(c.RemoteURL, defaultPort)),
-				dash(strings.Join(c.RemoteNodes, ";")), c.Origin())
+			table.addConnection(c, f, defaultPort, nodeNames, now)
 		}
 		for _, name := range removes {
-			fmt.Fprintf(tw, "%s\t%s\tremove\t-\t-\t-\t-\t-\t-\tremoves it when uploaded\n", f, name)
+			table.addRemoval(name, f)
 		}
 	}
 	if failed {
 		return exitFailed
 	}
-	tw.Flush()
+	table.write(stdout)
 	return exitOK
 }
 
@@ -102,13 +102,6 @@ func readForCheck(file string, upload bool) ([]config.Connection, []string, erro
 		return nil, nil, err
 	}
 	return up.Connections, up.Remove, nil
-}
-
-func nextRun(c config.Connection, now time.Time) string {
-	if next := c.Next(now); !next.IsZero() {
-		return next.Format("2006-01-02 15:04 MST")
-	}
-	return ""
 }
 
 // urlWithPort shows the URL masked, with the port that applies made explicit.

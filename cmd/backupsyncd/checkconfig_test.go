@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -14,17 +15,23 @@ func TestCheckConfigSeedFiles(t *testing.T) {
 	if code != exitOK || errOut.Len() != 0 {
 		t.Fatalf("exit %d, stderr %q", code, errOut.String())
 	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 3 {
-		t.Fatalf("want a header and a line per connection:\n%s", out.String())
+	got := out.String()
+	lines := strings.Split(strings.TrimSpace(got), "\n")
+	if len(lines) < 3 || !strings.HasPrefix(lines[0], "CONNECTION   ROLE    DATABASE  SCHEDULE     NEXT RUN") {
+		t.Fatalf("want a header and a row per connection:\n%s", got)
 	}
-	for _, want := range []string{"Connection1", "client", "exa_db1", "*/2 * * * *", "ftp://FTPbackup:***@%s:2021/v0003", "10.60.102.11;10.60.102.12"} {
-		if !strings.Contains(lines[1], want) {
-			t.Errorf("client line lacks %q: %s", want, lines[1])
+	if !regexp.MustCompile(`^Connection1  client  exa_db1   \*/2 \* \* \* \*  \d{4}-\d\d-\d\dT\d\d:\d\d:00Z$`).MatchString(lines[1]) {
+		t.Errorf("client row (next run in RFC 3339, UTC): %q", lines[1])
+	}
+	for _, want := range []string{
+		"\n    local URL     ftp://FTPbackup:***@%s:2021/v0003\n",
+		"\n    remote nodes  node_0 → 10.60.102.11\n                  node_1 → 10.60.102.12\n",
+		"\n    origin        written in ../../testdata/seed/client.cfg line 2\n",
+		"\nConnection1  server  -         -            -\n    origin        written in ../../testdata/seed/server.cfg line 2\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("listing lacks %q:\n%s", want, got)
 		}
-	}
-	if !strings.Contains(lines[2], "server") {
-		t.Errorf("server line: %s", lines[2])
 	}
 	if strings.Contains(out.String(), "**PW**") {
 		t.Error("check-config printed the password")
