@@ -50,6 +50,12 @@ func (a *app) printRows(verb string, rows []ctl.Row) int {
 	} else {
 		ctl.WriteTable(a.stdout, rows)
 	}
+	return a.summary(verb, rows)
+}
+
+// summary returns the exit status of rows: 0 when every node succeeded,
+// else 1 with a line on stderr naming the nodes that failed.
+func (a *app) summary(verb string, rows []ctl.Row) int {
 	var failed []string
 	for _, r := range rows {
 		if !r.OK() {
@@ -100,8 +106,24 @@ func (a *app) cmdGetlog(_ []string) int {
 	if a.opts.lines > 0 {
 		arg = strconv.Itoa(a.opts.lines)
 	}
-	_, code := a.runVerb("GETLOG", arg)
-	return code
+	if a.g.json {
+		_, code := a.runVerb("GETLOG", arg)
+		return code
+	}
+	// Log lines as they are, under a header per node: a table would
+	// indent them all to its OUTPUT column.
+	c, code := a.dial()
+	if c == nil {
+		return code
+	}
+	defer c.Close()
+	nodes, err := c.Prepare(a.ctx, a.wantNodes())
+	if err != nil {
+		return a.clusterFailed(c, err)
+	}
+	rows := c.Each(a.ctx, nodes, "GETLOG", arg)
+	ctl.WriteLogs(a.stdout, rows)
+	return a.summary("GETLOG", rows)
 }
 
 // cmdSSHKey runs SSHKEY and, with -o FILE, writes the key lines, one per

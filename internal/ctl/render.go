@@ -93,3 +93,31 @@ func clean(s string) string {
 		return r
 	}, s)
 }
+
+// WriteLogs prints GETLOG's rows as each node's lines under a "== NODE =="
+// header, unindented and as the node answered them (control characters made
+// visible), nodes apart by a blank line. A node whose call failed shows
+// "error: " and the explained reason under its header, one whose verb
+// failed its output after "(code N)" in the header.
+func WriteLogs(w io.Writer, rows []Row) error {
+	var b strings.Builder
+	for i, r := range rows {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		head := "== " + r.Node + " =="
+		text := r.Output
+		switch {
+		case r.Err != nil:
+			text = "error: " + Explain(r.Err)
+		case r.Code != 0:
+			head += " (code " + strconv.Itoa(r.Code) + ")"
+		}
+		b.WriteString(head + "\n")
+		if t := strings.TrimRight(clean(text), "\n"); t != "" {
+			b.WriteString(t + "\n")
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
