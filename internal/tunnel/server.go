@@ -821,6 +821,17 @@ func proxy(ch ssh.Channel, tc net.Conn, lost func() bool, up, down func([]byte))
 	}()
 	_, err := copyPooled(ch, tc, down)
 	if err != nil {
+		// The client may have closed its end right after its last bytes
+		// while the target still wrote (a TLS server sends its session
+		// tickets when it first reads): what the upward copy already
+		// received must still reach the target whole, so it gets a bounded
+		// time to finish before the target is closed under it.
+		finished := make(chan struct{})
+		go func() { wg.Wait(); close(finished) }()
+		select {
+		case <-finished:
+		case <-time.After(upwardGrace):
+		}
 		tc.Close()
 		ch.Close()
 	} else {
@@ -830,6 +841,10 @@ func proxy(ch ssh.Channel, tc net.Conn, lost func() bool, up, down func([]byte))
 	ch.Close()
 	tc.Close()
 }
+
+// upwardGrace bounds how long a forward whose client stopped reading may
+// still deliver the client's last bytes to the target.
+const upwardGrace = 10 * time.Second
 
 func (p *peer) addTarget(c net.Conn) bool {
 	p.mu.Lock()
