@@ -71,6 +71,8 @@ type pairer struct {
 	srcNodes    []string
 	dstNodes    []string
 	conn        string // the connection's name as the configs spell it
+	client      config.Connection
+	strangers   []string // REMOTE_NODES entries that are not nodes of the destination
 	wasActive   bool
 	clientLines []string
 	hostLines   []string
@@ -202,6 +204,7 @@ func (p *pairer) checkConfigs() error {
 		p.conn = c.Name
 		note := fmt.Sprintf("%s: SSH = %s", c.Name, c.Role)
 		if c.Role == config.RoleClient {
+			p.client = *c
 			note += fmt.Sprintf(", database %s, schedule %s, remote nodes %s", c.Database, c.Schedule, strings.Join(c.RemoteNodes, "; "))
 		}
 		step.Note = note
@@ -266,6 +269,10 @@ func (p *pairer) reach() error {
 			p.record(step, rows...)
 			return &PairError{Step: step, Reason: strings.Join(down, "\n"),
 				Fix: "Start backupsyncd on those nodes (or correct the cluster settings), then run pair again; nothing was changed on either cluster."}
+		}
+		if side == sideDest {
+			// Both clusters' nodes are known now.
+			step.Note += p.remoteNodesNote()
 		}
 		p.record(step)
 		if side == sideSource {
@@ -359,11 +366,15 @@ func (p *pairer) test(note string) error {
 		Side: sideSource, Verb: "TEST", Rows: JSONRows(rows), Note: note}
 	p.record(st, rows...)
 	if failed := TestFailures(rows); len(failed) > 0 {
+		fix := "Fix what the test names (the configs' URLs and passwords, the archive volumes, the daemons), upload the corrected config, " +
+			"then run backupsyncctl test " + p.conn + " on the source, or this pair command again."
+		if len(p.strangers) > 0 {
+			fix = "Check REMOTE_NODES first: " + strings.Join(p.strangers, ", ") + " is not a node of the destination cluster. " + fix
+		}
 		return &PairError{Step: st,
 			Reason: fmt.Sprintf("%s is paired and activated, but the pre-flight test failed on %d of %d source node(s):\n%s",
 				p.conn, len(failed), len(rows), strings.Join(failed, "\n")),
-			Fix: "Fix what the test names (the configs' URLs and passwords, the archive volumes, the daemons), upload the corrected config, " +
-				"then run backupsyncctl test " + p.conn + " on the source, or this pair command again."}
+			Fix: fix}
 	}
 	p.record(PairStep{Title: "done", Note: note + "; the pre-flight test passed on every node of the source: the first cycle runs at its START_CYCLE"})
 	return nil
@@ -402,7 +413,8 @@ func (p *pairer) record(st PairStep, rows ...Row) {
 	if st.Note != "" && st.Title != "done" {
 		head += ": " + st.Note
 	}
-	fmt.Fprintln(p.Progress, head)
+	// A note of several lines continues under the step, indented.
+	fmt.Fprintln(p.Progress, strings.ReplaceAll(head, "\n", "\n        "))
 	if len(rows) == 0 {
 		return
 	}
