@@ -394,7 +394,7 @@ func TestPair(t *testing.T) {
 		!strings.Contains(r.stderr, "nothing was changed") {
 		t.Fatalf("swapped configs: %s", r)
 	}
-	expectRows(t, ok(t, map[string]string{"BACKUPSYNC_URL": source.URL()}, "--insecure", "--json", "status"), names(source), "not installed")
+	expectPlugin(t, ok(t, map[string]string{"BACKUPSYNC_URL": source.URL()}, "--insecure", "--json", "status"), names(source), "not installed")
 
 	// These clusters have no archive FTP: the pairing is made, and its
 	// last step, the pre-flight test, fails on every source node and
@@ -467,7 +467,7 @@ func TestPair(t *testing.T) {
 		t.Fatalf("step 8 in JSON: %+v", s)
 	}
 	for _, c := range []*clustertest.Cluster{source, dest} {
-		expectRows(t, ok(t, map[string]string{"BACKUPSYNC_URL": c.URL()}, "--insecure", "--json", "status"), names(c), "activated")
+		expectPlugin(t, ok(t, map[string]string{"BACKUPSYNC_URL": c.URL()}, "--insecure", "--json", "status"), names(c), "activated")
 	}
 	// The destination authorized exactly the source's three keys, and the
 	// second run changed no state file on any node.

@@ -151,7 +151,8 @@ per_node(job(source, 'backupsync_activate', connection='Connection1'), src_names
 per_node(job(source, 'backupsync_activate', connection='Connection2'), src_names, 0, 'activated')
 per_node(job(source, 'backupsync_status'), src_names, 0, 'activated')
 out = per_node(job(source, 'backupsync_status', connection='Connection1', nodes=[src_names[0]]), [src_names[0]])
-assert out[src_names[0]]['output'].startswith('connection: Connection1 (activated)'), out
+assert out[src_names[0]]['output'].startswith('health: '), out  # health leads STATUS CONN
+assert '\nconnection: Connection1 (activated)\n' in out[src_names[0]]['output'], out
 assert 'ftp-pw' not in str(out), 'a status holds the FTP password'
 
 # Step 11: deactivate on two nodes (by name and by ConfD id), as the guide does.
