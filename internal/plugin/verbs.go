@@ -264,6 +264,7 @@ func (n *Node) uploadConfig(st *state, arg string) (Result, error) {
 			lines = append(lines, fmt.Sprintf("warning: active connection %s is no longer configured and will not run", a))
 		}
 	}
+	lines = append(lines, remoteNodeLines(n.Settings, up.Connections)...)
 	return ok("%s", strings.Join(lines, "\n")), nil
 }
 
