@@ -13,6 +13,7 @@ import (
 	"backupsync/internal/archive"
 	"backupsync/internal/config"
 	"backupsync/internal/control"
+	"backupsync/internal/display"
 )
 
 // stampName is the entry Exasol writes into a backup's node directory,
@@ -369,21 +370,30 @@ func (s *Service) gatherBackups(ctx context.Context, db string) gathered {
 	return g
 }
 
-// addNodeStates adds to each of db_backup_list's rows "nodes": for every
-// node that has a part of the set, what the destinations hold of it
-// (synced, partial, missing or unknown): db_backup_list's per_node.
+// addNodeStates adds to each of db_backup_list's rows, for its per_node:
+// "nodes", for every node that has a part of the set, what the
+// destinations hold of it (synced, partial, missing or unknown); "bytes",
+// the set's size; and "time", its ts (this daemon's local time) in RFC 3339
+// in UTC, or "" when unknown.
 func (g gathered) addNodeStates(rows []any) {
 	for _, r := range rows {
 		row := r.(map[string]any)
 		volume, _ := row["volume"].(string)
 		id, _ := row["bid"].(int)
 		nodes := map[string]any{}
+		var bytes int64
 		if st := g.sets[volume+"\x00"+strconv.Itoa(id)]; st != nil {
 			for index, p := range st.parts {
 				nodes[cmp.Or(g.names[index], "node_"+strconv.Itoa(index))] = cmp.Or(stateNames[p.state], "unknown")
+				bytes += p.bytes
 			}
 		}
-		row["nodes"] = nodes
+		row["nodes"], row["bytes"], row["time"] = nodes, bytes, ""
+		if ts, _ := row["ts"].(string); ts != "" {
+			if t, err := time.ParseInLocation("200601021504", ts, time.Local); err == nil {
+				row["time"] = display.Time(t)
+			}
+		}
 	}
 }
 

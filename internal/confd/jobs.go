@@ -99,7 +99,7 @@ func init() {
 		{name: "remote_volume_state", desc: "Connection state of a remote archive volume on every node (Online, Unmounted, Connection problem), found by logging in to it.",
 			mandatory: []string{"remote_volume_name"}, substitutes: map[string]string{"remote_volume_id": "remote_volume_name"}, run: (*Service).remoteVolumeState},
 		{name: "db_backup_list", desc: "List the backups of a database on the local archive volume, with whether the destination holds a verified copy (synced); " +
-			"per_node = True adds 'nodes': each node's part at the destination (synced, partial, missing or unknown).",
+			"per_node = True adds 'nodes' (each node's part at the destination: synced, partial, missing or unknown), 'bytes' and 'time' (RFC 3339, UTC).",
 			mandatory: []string{"db_name"}, optional: []string{"per_node"}, run: (*Service).dbBackupList},
 	} {
 		jobs[j.name] = j

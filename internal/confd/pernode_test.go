@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"backupsync/internal/archive"
 	"backupsync/internal/config"
+	"backupsync/internal/display"
 )
 
 // db_backup_list's per_node says what the destinations hold of each node's
@@ -41,10 +43,14 @@ func TestNodeStates(t *testing.T) {
 		// Through the node-local answer and back, as db_backup_list gets it.
 		back := partFromMap(p.toMap())
 		g := gathered{sets: map[string]*set{"v\x001": {volume: "v", id: 1, parts: map[int]part{0: back}}}, names: map[int]string{0: "n0011"}}
-		rows := []any{map[string]any{"volume": "v", "bid": 1}}
+		rows := []any{map[string]any{"volume": "v", "bid": 1, "ts": time.Date(2026, 12, 6, 1, 20, 0, 0, time.Local).Format("200601021504")}}
 		g.addNodeStates(rows)
-		if got := fmt.Sprint(rows[0].(map[string]any)["nodes"]); got != "map[n0011:"+tc.want+"]" {
+		row := rows[0].(map[string]any)
+		if got := fmt.Sprint(row["nodes"]); got != "map[n0011:"+tc.want+"]" {
 			t.Errorf("%s: nodes = %s, want %s", tc.name, got, tc.want)
+		}
+		if row["time"] != display.Time(time.Date(2026, 12, 6, 1, 20, 0, 0, time.Local)) || row["bytes"] != int64(0) {
+			t.Errorf("%s: time %v, bytes %v", tc.name, row["time"], row["bytes"])
 		}
 	}
 	// A part from a daemon that sends synced only.
