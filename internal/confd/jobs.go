@@ -91,6 +91,7 @@ func init() {
 	verbJob("DEACTIVATE", "connection", false, true, "Deactivate a connection, or every connection, on the nodes (DEACTIVATE).")
 	verbJob("STATUS", "connection", false, false, "The plugin's status (not installed, activated, not activated), or a connection's report, on the nodes (STATUS).")
 	verbJob("GETLOG", "lines", false, false, "The last lines (default 200) of each node's plugin log (GETLOG).")
+	verbJob("TEST", "connection", true, false, "The pre-flight test of a connection on the nodes: log in to both archive volumes (through the tunnel where configured), list, write and remove a probe file at the destination (TEST).")
 
 	for _, j := range []*job{
 		{name: "node_list", desc: "List the cluster's nodes (the daemons of backupsync's cluster settings).", run: (*Service).nodeList},

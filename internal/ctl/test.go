@@ -2,7 +2,6 @@ package ctl
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"time"
 )
@@ -12,32 +11,23 @@ import (
 // it forwards to (plugin.CallTimeout).
 const TestCallTimeout = 45 * time.Second
 
-// errTestConfD: TEST is a verb of the plugin surface only.
-var errTestConfD = errors.New("the ConfD dialect has no pre-flight test job: run the test through the plugin surface (--api plugin)")
-
 // Test runs the pre-flight test of connection conn (the plugin verb TEST)
 // on every node concurrently and returns the rows in the order of nodes:
 // a row is OK when every step passed on that node, and its output lists
 // the steps (see runner.TestReport). Each call may take up to
 // TestCallTimeout, or Options.Timeout when that is longer.
 func (c *Cluster) Test(ctx context.Context, nodes []string, conn string) []Row {
-	if api, err := c.API(ctx); err != nil || api == APIConfD {
-		if err == nil {
-			err = errTestConfD
-		}
-		rows := make([]Row, len(nodes))
-		for i, n := range nodes {
-			rows[i] = Row{Node: n, Err: err}
-		}
-		return rows
-	}
 	slow := c
 	if c.opts.Timeout < TestCallTimeout {
 		opts := c.opts
 		opts.Timeout = TestCallTimeout
-		opts.API = APIPlugin
-		if name, err := c.Plugin(ctx); err == nil {
-			opts.Plugin = name
+		if api, err := c.API(ctx); err == nil {
+			opts.API = api // through ConfD: the job backupsync_test
+		}
+		if opts.API == APIPlugin {
+			if name, err := c.Plugin(ctx); err == nil {
+				opts.Plugin = name
+			}
 		}
 		if s, err := Dial(opts); err == nil {
 			defer s.Close()

@@ -160,7 +160,7 @@ ids = {n['name']: n['id'] for n in src_nodes}
 r = job(source, 'backupsync_deactivate', connection='Connection1', nodes=[src_names[0], int(ids[src_names[1]])])
 per_node(r, src_names[:2], 0, 'not activated')
 out = per_node(job(source, 'backupsync_status', connection='Connection1'), src_names)
-assert [out[n]['output'].split('\n')[0] for n in src_names] == \
+assert [out[n]['output'].split('\n')[1] for n in src_names] == \
     ['connection: Connection1 (not activated)'] * 2 + ['connection: Connection1 (activated)'] * (len(src_names) - 2), out
 
 # GETLOG with lines as an int and as a string.
