@@ -150,6 +150,7 @@ func init() {
 				fs.StringVar(&o.pair.sourceFingerprint, "source-fingerprint", "", "")
 				fs.StringVar(&o.pair.destFingerprint, "dest-fingerprint", "", "")
 			}, run: (*app).cmdPair},
+		{name: "backups", args: "DB", min: 1, max: 1, help: "the backup sets of database DB with each node's part at the destination (synced, partial, missing); exit 1 when a node did not list", run: (*app).cmdBackups},
 		{name: "hash-password", help: "read a password (stdin, or a prompt without echo) and print its bcrypt hash for the settings", run: (*app).cmdHashPassword},
 		{name: "version", help: "print the version", run: func(a *app, _ []string) int {
 			fmt.Fprintln(a.stdout, version.String("backupsyncctl"))

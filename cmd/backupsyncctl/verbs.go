@@ -271,3 +271,27 @@ func (a *app) cmdPair(_ []string) int {
 	}
 	return exitOK
 }
+
+// cmdBackups lists the backup sets of a database with each node's part at
+// the destination (ctl.Cluster.Backups); exit 1 when the listing is
+// incomplete.
+func (a *app) cmdBackups(args []string) int {
+	c, code := a.dial()
+	if c == nil {
+		return code
+	}
+	defer c.Close()
+	b, err := c.Backups(a.ctx, args[0])
+	if err != nil {
+		return a.clusterFailed(c, err)
+	}
+	if a.g.json {
+		ctl.WriteJSON(a.stdout, b)
+	} else {
+		ctl.WriteBackupTable(a.stdout, b)
+	}
+	if b.Incomplete != "" {
+		return a.fail("%s", b.Incomplete)
+	}
+	return exitOK
+}
