@@ -9,7 +9,7 @@ func TestWriteBackupTable(t *testing.T) {
 	yes := true
 	b := &Backups{Database: "DB1", Nodes: []string{"n0011", "n0012"}, Sets: []Backup{
 		{ID: 1, Level: 0, Time: "2026-12-06T01:20:00Z", Bytes: 3 << 20, Usable: true, Synced: &yes, Nodes: map[string]string{"n0011": "synced", "n0012": "synced"}},
-		{ID: 12, Level: 1, Bytes: -1, Nodes: map[string]string{"n0011": "partial"}}, // n0012 has no part
+		{ID: 12, Level: 1, Bytes: -1, Nodes: map[string]string{"n0011": "partial"}},              // n0012 has no part
 		{ID: 13, Level: 1, Time: "2026-12-06T01:30:00Z", Bytes: 512, Nodes: map[string]string{}}, // an earlier daemon: no per-node states
 	}}
 	var out bytes.Buffer
