@@ -97,10 +97,15 @@ func Dial(ctx context.Context, open OpenFunc, login Login, opt Options) (*Client
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	ch, err := c.acquire(ctx)
+	c.slots <- struct{}{}
+	ch, caps, err := c.dial(ctx)
 	if err != nil {
+		<-c.slots
 		return nil, err
 	}
+	// Later logins' answers are not kept: every channel logs in to the
+	// same volume.
+	c.caps = caps
 	c.release(ch)
 	return c, nil
 }
@@ -178,7 +183,7 @@ func (c *Client) acquire(ctx context.Context) (*channel, error) {
 		<-c.slots
 		return nil, errors.New("far end: client closed")
 	}
-	ch, err := c.dial(ctx)
+	ch, _, err := c.dial(ctx)
 	if err != nil {
 		<-c.slots
 		return nil, err
@@ -204,7 +209,7 @@ func (c *Client) tryAcquire(ctx context.Context) *channel {
 		}
 	}
 	c.mu.Unlock()
-	ch, err := c.dial(ctx)
+	ch, _, err := c.dial(ctx)
 	if err != nil {
 		c.log.Debug("far end: no extra channel for a stripe", "err", err)
 		<-c.slots
@@ -222,62 +227,57 @@ func (c *Client) release(ch *channel) {
 	<-c.slots
 }
 
-// dial opens and logs in a new channel.
-func (c *Client) dial(ctx context.Context) (*channel, error) {
+// dial opens and logs in a new channel; caps is the login's answer.
+func (c *Client) dial(ctx context.Context) (*channel, capsMsg, error) {
 	rw, err := c.open(ctx)
 	if err != nil {
-		return nil, err
+		return nil, capsMsg{}, err
 	}
 	ch := &channel{c: c, rw: rw, calls: map[uint32]*call{}, nextID: 1}
 	stop := context.AfterFunc(ctx, func() { rw.Close() })
-	err = ch.doLogin()
+	caps, err := ch.doLogin()
 	if !stop() {
 		err = fmt.Errorf("far end: login: %w", ctx.Err())
 	}
 	if err != nil {
 		rw.Close()
-		return nil, err
+		return nil, capsMsg{}, err
 	}
 	c.mu.Lock()
 	if c.shut {
 		c.mu.Unlock()
 		rw.Close()
-		return nil, errors.New("far end: client closed")
+		return nil, capsMsg{}, errors.New("far end: client closed")
 	}
 	c.all[ch] = struct{}{}
 	c.wg.Add(1)
 	c.mu.Unlock()
 	go ch.readLoop()
-	return ch, nil
+	return ch, caps, nil
 }
 
-func (ch *channel) doLogin() error {
+func (ch *channel) doLogin() (capsMsg, error) {
 	l := ch.c.login
 	if _, err := ch.rw.Write(appendFrame(nil, tLogin, 0, ssh.Marshal(loginMsg{Version: protocolVersion, User: l.User, Password: l.Password, Root: l.Root}))); err != nil {
-		return lostError("login", "", err)
+		return capsMsg{}, lostError("login", "", err)
 	}
 	f, err := newFrameReader(ch.rw).read()
 	if err != nil {
-		return lostError("login", "", err)
+		return capsMsg{}, lostError("login", "", err)
 	}
 	var r resultMsg
 	if f.typ != tResult || f.id != 0 {
-		return protocolf("the answer to the login is frame type %d", f.typ)
+		return capsMsg{}, protocolf("the answer to the login is frame type %d", f.typ)
 	}
 	if err := decode(f.payload, &r); err != nil {
-		return err
+		return capsMsg{}, err
 	}
 	if err := remoteError("login", "", r); err != nil {
-		return err
+		return capsMsg{}, err
 	}
 	var caps capsMsg
-	if err := decode(r.Extra, &caps); err != nil {
-		return err
-	}
-	ch.c.mu.Lock()
-	ch.c.caps = caps
-	ch.c.mu.Unlock()
-	return nil
+	err = decode(r.Extra, &caps)
+	return caps, err
 }
 
 func (ch *channel) alive() bool {
@@ -518,6 +518,12 @@ func (c *Client) Publish(ctx context.Context, path string, src io.Reader, size, 
 	if err != nil {
 		return err
 	}
+	return c.publishOn(ctx, ch, path, src, size, resumeFrom)
+}
+
+// publishOn sends a publish on ch, which the caller acquired, releases ch
+// once the bytes are sent and waits for the result.
+func (c *Client) publishOn(ctx context.Context, ch *channel, path string, src io.Reader, size, resumeFrom int64) error {
 	k, id, err := ch.start("publish", path)
 	if err != nil {
 		c.release(ch)
@@ -604,6 +610,9 @@ func (c *Client) publishStriped(ctx context.Context, path string, src io.Reader,
 		}
 		chs = append(chs, ch)
 	}
+	if len(chs) == 1 {
+		return c.publishOn(ctx, owner, path, src, size, resumeFrom)
+	}
 	defer func() {
 		for _, ch := range chs {
 			c.release(ch)
@@ -616,6 +625,7 @@ func (c *Client) publishStriped(ctx context.Context, path string, src io.Reader,
 	var tok chunkToken
 	_, _ = rand.Read(tok[:])
 	m := publishMsg{Path: path, Size: uint64(size), From: uint64(resumeFrom), Stripes: uint32(len(chs)), Token: tok[:]}
+
 	stop := context.AfterFunc(ctx, func() {
 		for _, ch := range chs {
 			ch.kill(ctx.Err())

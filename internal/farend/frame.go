@@ -240,3 +240,8 @@ func parseChunk(p []byte) (tok chunkToken, seq uint64, data []byte, err error) {
 	copy(tok[:], p[:16])
 	return tok, binary.BigEndian.Uint64(p[16:24]), p[chunkHeader:], nil
 }
+
+// ChannelType is the SSH channel type of a far-end channel: a backupsync
+// server that offers it (the hello's "farend" feature) serves it with
+// Peer.Serve; it carries no extra data.
+const ChannelType = "farend@backupsync"

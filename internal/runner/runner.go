@@ -14,6 +14,7 @@ import (
 
 	"backupsync/internal/archive"
 	"backupsync/internal/config"
+	"backupsync/internal/farend"
 	"backupsync/internal/sync"
 	"backupsync/internal/tunnel"
 )
@@ -125,6 +126,9 @@ func (r *Runner) Once(ctx context.Context, dryRun bool) (sync.Report, sync.Plan,
 	local := lo.v
 
 	caps := dst.Capabilities()
+	if fe, ok := dst.(*farend.Client); ok {
+		r.log().Debug("destination through the far end", "connection", c.Name, "far_end", fe.String())
+	}
 	cycle := &sync.Cycle{
 		Connection: c.Name, Database: c.Database, Node: r.Settings.Node.Index,
 		SettleTime: c.SettleTime, Delete: c.Delete, MaxDeleteSets: c.MaxDeleteSets,
@@ -139,29 +143,45 @@ func (r *Runner) Once(ctx context.Context, dryRun bool) (sync.Report, sync.Plan,
 		cycle.Journal = sync.NewJournal(filepath.Join(r.Settings.StateDir, "sync", c.Name,
 			fmt.Sprintf("node_%d.journal.json", r.Settings.Node.Index)))
 	}
-	return cycle.Run(ctx, sync.Volume{Volume: local}, sync.Volume{Volume: dst})
+	return cycle.Run(ctx, sync.Volume{Volume: local}, dst)
+}
+
+// remoteVolume is the destination of a cycle: an archive volume over FTP
+// (sync.Volume), or the far end (*farend.Client).
+type remoteVolume interface {
+	sync.DestinationSide
+	Capabilities() archive.Capabilities
+	Close() error
 }
 
 // openRemote opens the remote archive volume: through tc, the
-// connection's SSH tunnel, when there is one, else directly along
-// REMOTE_NODES in failover order.
-func (r *Runner) openRemote(ctx context.Context, opt archive.Options, tc *tunnel.Client) (*archive.Volume, error) {
+// connection's SSH tunnel, when there is one — on the far-end path when
+// the server offers it (openFarEnd), else FTP through the tunnel — or
+// directly along REMOTE_NODES in failover order.
+func (r *Runner) openRemote(ctx context.Context, opt archive.Options, tc *tunnel.Client) (remoteVolume, error) {
 	c := r.Conn
 	order := failoverOrder(c.RemoteNodes, r.Settings.Node.Index)
 	if tc != nil {
+		fe, err := r.openFarEnd(ctx, tc)
+		if err != nil {
+			return nil, fmt.Errorf("through SSH: %w", err)
+		}
+		if fe != nil {
+			return fe, nil
+		}
 		opt.Dial = tc.DialContext
 		// The tunnel rewrites the host to the node it reached.
 		dst, err := r.openDestination(ctx, r.endpoint(c.RemoteURL, order[0]), opt)
 		if err != nil {
 			return nil, fmt.Errorf("through SSH: %w", err)
 		}
-		return dst, nil
+		return sync.Volume{Volume: dst}, nil
 	}
 	var errs []error
 	for _, node := range order {
 		v, err := r.openDestination(ctx, r.endpoint(c.RemoteURL, node), opt)
 		if err == nil {
-			return v, nil
+			return sync.Volume{Volume: v}, nil
 		}
 		errs = append(errs, err)
 		r.log().Warn("remote node unreachable, trying the next", "connection", c.Name, "node", node, "error", err)

@@ -119,6 +119,8 @@ type link struct {
 	tc     *transportConn
 	node   nodeAddr
 	done   chan struct{} // closed when the connection is gone
+	// features are what the server's hello offers (FeatureFarEnd).
+	features []string
 
 	mu    sync.Mutex
 	conns map[*chanConn]struct{}
@@ -648,7 +650,7 @@ func (c *Client) connectNode(ctx context.Context, n nodeAddr, signers []ssh.Sign
 				"node", n.addr, "fingerprint", kl.Fingerprint(), "type", kl.Key.Type())
 		}
 	}
-	remoteNode, err := sayHello(client, c.cfg.Connection, n.addr, c.cfg.HandshakeTimeout)
+	remoteNode, features, err := sayHello(client, c.cfg.Connection, n.addr, c.cfg.HandshakeTimeout)
 	if err != nil {
 		client.Close()
 		var re *RefusedError
@@ -663,11 +665,12 @@ func (c *Client) connectNode(ctx context.Context, n nodeAddr, signers []ssh.Sign
 	}
 	nc.SetDeadline(time.Time{})
 	return &link{
-		client: client,
-		tc:     nc,
-		node:   n,
-		done:   make(chan struct{}),
-		conns:  map[*chanConn]struct{}{},
+		client:   client,
+		tc:       nc,
+		node:     n,
+		done:     make(chan struct{}),
+		conns:    map[*chanConn]struct{}{},
+		features: features,
 	}, nil
 }
 

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"backupsync/internal/farend"
 )
 
 // Defaults of the server role; a zero ServerConfig field means its default.
@@ -84,6 +86,13 @@ type ServerConfig struct {
 	AllowConnection func(connection string) bool
 	// Ciphers overrides the measured cipher preference.
 	Ciphers []string
+	// NoFarEnd turns the far-end path off: the hello offers no
+	// FeatureFarEnd and far-end channels are refused, as by an older
+	// server.
+	NoFarEnd bool
+	// FarEnd tunes the far end (farend.HostConfig; its ArchiveFTP and
+	// Logger are the server's). Zero fields take farend's defaults.
+	FarEnd farend.HostConfig
 	// Logger receives accepted connections and every refusal; nil
 	// discards. Key material is never logged, only fingerprints.
 	Logger *slog.Logger
@@ -101,6 +110,7 @@ type Server struct {
 
 	refusals *burstLog // refusals and drops, once per burst
 	reserved map[int]struct{}
+	farEnd   *farend.Host // nil: not offered
 
 	mu        sync.Mutex
 	closing   bool
@@ -129,6 +139,10 @@ type peer struct {
 	dropped bool // dropped before authentication to make room
 	authed  bool // counted in Server.authed
 	name    string
+	farEnd  *farend.Peer // set at authentication when the far end is offered
+	// farCtx ends the far end's requests when the SSH connection ends.
+	farCtx    context.Context
+	farCancel context.CancelFunc
 
 	mu       sync.Mutex
 	targets  map[net.Conn]struct{} // open connections to the archive FTP
@@ -197,6 +211,13 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.refusals = newBurstLog(s.log, refusalBurst)
+	if !cfg.NoFarEnd {
+		fc := cfg.FarEnd
+		fc.ArchiveFTP, fc.Logger = cfg.ArchiveFTP, s.log
+		if s.farEnd, err = farend.NewHost(fc); err != nil {
+			return nil, fmt.Errorf("tunnel: server: %w", err)
+		}
+	}
 	for _, r := range cfg.ReservedPorts {
 		if r != port {
 			s.reserved[r] = struct{}{}
@@ -538,6 +559,10 @@ func (s *Server) handle(p *peer) {
 	}
 	log := s.log.With("remote", p.remote, "connection", conn)
 	log.Info("tunnel: SSH connection accepted", "user", sc.User(), "key", sc.Permissions.Extensions[ExtFingerprint])
+	if s.farEnd != nil {
+		p.farEnd = s.farEnd.NewPeer(log, func() { p.nc.abort() })
+		p.farCtx, p.farCancel = context.WithCancel(context.Background())
+	}
 
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -615,6 +640,8 @@ func (s *Server) channel(nch ssh.NewChannel, p *peer, log *slog.Logger, wg *sync
 			defer s.closeChannel(p)
 			s.forward(nch, asked, target, int(m.Port) == s.ftpPort, p, log, wg)
 		}()
+	case farend.ChannelType:
+		s.farEndChannel(nch, p, log, wg) // farend.go
 	case "session":
 		s.refusals.warn("session:"+p.remote, "tunnel: refused session channel (no shell, exec, subsystem, sftp or agent forwarding)", "remote", p.remote, "connection", p.name)
 		nch.Reject(ssh.Prohibited, "only port forwarding to the archive FTP is permitted")
@@ -865,6 +892,9 @@ func (p *peer) removeTarget(c net.Conn) {
 // closeTargets closes every archive FTP connection of p; p takes no new
 // ones.
 func (p *peer) closeTargets() {
+	if p.farCancel != nil {
+		p.farCancel()
+	}
 	p.mu.Lock()
 	p.closed = true
 	for c := range p.targets {
