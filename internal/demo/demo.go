@@ -2,7 +2,11 @@
 // that sync their backups through backupsync, in one process: the
 // README's first command. The source cluster's daemons copy through SSH
 // tunnels to the destination cluster's daemons, paired with the real plugin
-// verbs, over embedded FTP servers serving generated backup trees.
+// verbs, over embedded FTP servers serving generated backup trees. After the
+// first cycle it prints the backup list (as backupsyncctl backups), then one
+// line per scheduled cycle and source node as the cycle ends, with the
+// node's health, while new sets arrive (a level 0 every few) and the oldest
+// sets that no kept set builds on expire, so that the list stays usable.
 package demo
 
 import (
@@ -17,6 +21,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	gosync "sync"
@@ -29,6 +34,7 @@ import (
 	"backupsync/internal/config"
 	"backupsync/internal/ctl"
 	"backupsync/internal/daemon"
+	"backupsync/internal/display"
 	"backupsync/internal/freeport"
 	"backupsync/internal/ftpserver"
 	"backupsync/internal/sync"
@@ -41,6 +47,13 @@ type Options struct {
 	Once bool
 	// Cycle is the schedule of the running phase; default "@every 1m".
 	Cycle string
+	// Arrival is how often a new backup set arrives on the source (and
+	// the oldest that no kept set needs expires); default a minute.
+	Arrival time.Duration
+	// Cycles, when positive, stops the running phase once that many
+	// scheduled cycles have ended on every source node, and prints the
+	// backup sets then.
+	Cycles int
 }
 
 const (
@@ -64,9 +77,12 @@ func (n *node) volumeDir() string { return filepath.Join(n.dir, "archive", n.vol
 // Run runs the demo until ctx ends (or after the first cycle with Once),
 // then stops every daemon and server and removes its files.
 func Run(ctx context.Context, opt Options) error {
-	out := opt.Out
+	out := &lockedWriter{w: opt.Out} // cycles and arrivals print at once
 	if opt.Cycle == "" {
 		opt.Cycle = "@every 1m"
+	}
+	if opt.Arrival <= 0 {
+		opt.Arrival = time.Minute
 	}
 	root, err := os.MkdirTemp("", "backupsync-demo-")
 	if err != nil {
@@ -168,18 +184,93 @@ func Run(ctx context.Context, opt Options) error {
 	if err := firstCycle(ctx, out, src, dst); err != nil {
 		return err
 	}
+	if err := printBackups(ctx, out, source); err != nil {
+		return err
+	}
 
-	fmt.Fprintf(out, "\nThe daemons keep running (%s; a new backup set arrives every minute and the oldest expires).\nTry, in another terminal:\n\n", opt.Cycle)
+	fmt.Fprintf(out, "\nThe daemons keep running (%s; a new backup set arrives every %s, a level 0 every %d sets,\n"+
+		"and the oldest sets that no kept set builds on expire). Each cycle's result is printed as it ends.\nTry, in another terminal:\n\n",
+		opt.Cycle, display.Duration(opt.Arrival), fullEvery)
 	ctlCmd := fmt.Sprintf("go run ./cmd/backupsyncctl --insecure --url %s", controlURL(src[0], adminPW))
-	for _, c := range []string{"nodes", "status", "status " + connection, "getlog --lines 20"} {
+	for _, c := range []string{"nodes", "status", "status " + connection, "backups " + database, "getlog --lines 20"} {
 		fmt.Fprintf(out, "  %s %s\n", ctlCmd, c)
 	}
 	fmt.Fprintf(out, "  go run ./cmd/backupsyncctl --insecure --url %s status %s\n", controlURL(dst[0], adminPW), connection)
-	fmt.Fprintf(out, "\nCtrl-C stops the demo and removes its files.\n")
+	fmt.Fprintf(out, "\nCtrl-C stops the demo and removes its files.\n\n")
 	if opt.Once {
 		return nil
 	}
-	return keepArriving(ctx, out, src)
+	rctx, done := context.WithCancel(ctx)
+	defer done()
+	var watching gosync.WaitGroup
+	watching.Go(func() { watchCycles(rctx, out, src, opt.Cycles, done) })
+	err = keepArriving(rctx, out, src, opt.Arrival)
+	watching.Wait()
+	if err != nil || opt.Cycles <= 0 || ctx.Err() != nil {
+		return err
+	}
+	return printBackups(ctx, out, source)
+}
+
+// printBackups prints the source's backup sets with each node's part at
+// the destination, as backupsyncctl backups does.
+func printBackups(ctx context.Context, out io.Writer, source *ctl.Cluster) error {
+	b, err := source.Backups(ctx, database)
+	if err != nil {
+		return fmt.Errorf("backup list: %s", ctl.Explain(err))
+	}
+	fmt.Fprintf(out, "\nbackup sets of %s (backupsyncctl backups %s):\n", database, database)
+	return ctl.WriteBackupTable(out, b)
+}
+
+// watchCycles prints a line for every cycle that ends on a source node,
+// with the node's health, as it ends (the health's last cycle is looked at
+// twice a second). With cycles > 0 it calls stop once that many cycles
+// have ended on every node.
+func watchCycles(ctx context.Context, out io.Writer, src []*node, cycles int, stop func()) {
+	seen := make([]time.Time, len(src))
+	counts := make([]int, len(src))
+	for i, n := range src {
+		for _, h := range n.d.Health(time.Now()) {
+			seen[i] = h.LastCycle // the first cycle was printed already
+		}
+	}
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		all := true
+		for i, n := range src {
+			for _, h := range n.d.Health(time.Now()) {
+				if h.Connection != connection || !h.LastCycle.After(seen[i]) {
+					continue
+				}
+				seen[i] = h.LastCycle
+				counts[i]++
+				verdict := string(h.State)
+				if h.LagKnown {
+					verdict += ", lag " + display.Duration(h.Lag)
+				}
+				if h.Failing {
+					verdict += ": " + h.Cause + "; next: " + h.Next
+				}
+				summary := h.LastSummary
+				if _, rest, ok := strings.Cut(summary, ": "); ok && strings.HasPrefix(summary, connection+" ") {
+					summary = rest // "Connection1 node_0: " is said before
+				}
+				fmt.Fprintf(out, "%s  cycle of %s on %s (node_%d): %s | %s\n", display.Time(h.LastCycle), connection, n.name, n.index, verdict, summary)
+			}
+			all = all && counts[i] >= cycles
+		}
+		if cycles > 0 && all {
+			stop()
+			return
+		}
+	}
 }
 
 // firstCycle runs every source node's cycle now and prints progress and a
@@ -244,34 +335,93 @@ func firstCycle(ctx context.Context, out io.Writer, src, dst []*node) error {
 	return failed
 }
 
-// keepArriving adds a backup set to every source node each minute and
-// expires the oldest, until ctx ends.
-func keepArriving(ctx context.Context, out io.Writer, src []*node) error {
-	t := time.NewTicker(time.Minute)
+// keepArriving adds a backup set to every source node every arrival and
+// expires the sets that expired returns, until ctx ends.
+func keepArriving(ctx context.Context, out io.Writer, src []*node, arrival time.Duration) error {
+	t := time.NewTicker(arrival)
 	defer t.Stop()
+	present := []int{1, 2, 3}
 	for id := 4; ; id++ {
 		select {
 		case <-ctx.Done():
 			fmt.Fprintln(out, "\nstopping: daemons drain their cycles, servers stop, files are removed")
 			return nil
 		case <-t.C:
+			present = append(present, id)
+			gone := expired(present)
 			for i, n := range src {
 				if err := writeSet(n.volumeDir(), id, i); err != nil {
 					return err
 				}
-				os.RemoveAll(filepath.Join(n.volumeDir(), database, fmt.Sprintf("id_%d", id-3)))
+				for _, old := range gone {
+					if err := os.RemoveAll(filepath.Join(n.volumeDir(), database, fmt.Sprintf("id_%d", old))); err != nil {
+						return fmt.Errorf("expire id_%d: %w", old, err)
+					}
+				}
 			}
-			fmt.Fprintf(out, "%s: new backup set id_%d on the source, id_%d expired\n", time.Now().Format("15:04:05"), id, id-3)
+			present = slices.DeleteFunc(present, func(x int) bool { return slices.Contains(gone, x) })
+			line := fmt.Sprintf("%s  new backup set id_%d (level %d) on the source", display.Time(time.Now()), id, levelOf(id))
+			if len(gone) > 0 {
+				line += "; expired: " + ids(gone)
+			}
+			fmt.Fprintln(out, line)
 		}
 	}
 }
 
-// writeSet writes backup set id (a full backup for id 1, incrementals
-// after) for database node index part, modified an hour ago (stable).
+// fullEvery: every fullEvery-th set is a full backup (level 0), the others
+// incrementals (level 1) on the last full one.
+const fullEvery = 4
+
+// levelOf is the level of backup set id: 0 for ids 1, 5, 9, …
+func levelOf(id int) int {
+	if (id-1)%fullEvery == 0 {
+		return 0
+	}
+	return 1
+}
+
+// keepSets is how many of the newest sets the demo keeps.
+const keepSets = 3
+
+// expired returns the sets of present (ascending ids) that expire: all but
+// the keepSets newest and the level-0 sets those build on, so that every
+// kept set stays usable (a level 1 needs the level 0 before it).
+func expired(present []int) []int {
+	keep := map[int]bool{}
+	for i := max(len(present)-keepSets, 0); i < len(present); i++ {
+		id := present[i]
+		keep[id] = true
+		for j := i; j >= 0; j-- { // the full backup it builds on
+			if levelOf(present[j]) == 0 {
+				keep[present[j]] = true
+				break
+			}
+		}
+	}
+	var out []int
+	for _, id := range present {
+		if !keep[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func ids(list []int) string {
+	s := make([]string, len(list))
+	for i, id := range list {
+		s[i] = fmt.Sprintf("id_%d", id)
+	}
+	return strings.Join(s, ", ")
+}
+
+// writeSet writes backup set id (level levelOf(id)) for database node index
+// part, modified an hour ago (stable).
 func writeSet(volume string, id, part int) error {
-	level, files := 1, 3
-	if id == 1 {
-		level, files = 0, 6
+	level, files := levelOf(id), 3
+	if level == 0 {
+		files = 6
 	}
 	dir := filepath.Join(volume, database, fmt.Sprintf("id_%d", id), fmt.Sprintf("level_%d", level), fmt.Sprintf("node_%d", part))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -359,4 +509,16 @@ func secret() string {
 	b := make([]byte, 9)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// lockedWriter serializes the writes of the demo's goroutines.
+type lockedWriter struct {
+	mu gosync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
