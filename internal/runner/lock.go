@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"backupsync/internal/display"
 )
 
 // One cycle of a connection at a time on a node, whoever runs it: the
@@ -43,7 +45,7 @@ func (e *BusyError) Error() string {
 		msg += " in another process"
 	}
 	if !e.Since.IsZero() {
-		msg += " since " + e.Since.Local().Format("15:04:05")
+		msg += " since " + display.Time(e.Since)
 	}
 	return msg
 }
