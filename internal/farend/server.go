@@ -118,9 +118,10 @@ func NewHost(cfg HostConfig) (*Host, error) {
 // Peer is the far end of one SSH connection: it caps that connection's
 // far-end channels and joins the chunks of its striped publishes.
 type Peer struct {
-	h    *Host
-	log  *slog.Logger
-	kill func()
+	h         *Host
+	log       *slog.Logger
+	kill      func()
+	announced atomic.Bool // the first login was logged at info level
 
 	mu       sync.Mutex
 	channels int
@@ -332,6 +333,9 @@ func (s *session) login() error {
 	s.p.h.mu.Lock()
 	s.p.h.caps[key] = c
 	s.p.h.mu.Unlock()
+	if s.p.announced.CompareAndSwap(false, true) {
+		s.log.Info("far end: publishing into the archive FTP for this SSH connection", "user", archive.DisplayName(m.User), "root", archive.DisplayName(m.Root))
+	}
 	s.log.Debug("far end: logged in to the archive FTP", "user", archive.DisplayName(m.User), "root", archive.DisplayName(m.Root))
 	caps := capsMsg{MLSD: c.MLSD, Size: c.Size, MDTM: c.MDTM, MFMT: c.MFMT, Rest: c.Rest, Writable: c.Writable,
 		Append: uint32(c.Append), Rename: c.Rename, RenameReplaces: c.RenameReplaces,
