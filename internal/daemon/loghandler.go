@@ -10,15 +10,25 @@ import (
 // it) and, when stderr is set, to stderr as text or JSON (journald adds the
 // time, but a terminal wants it too).
 func newHandler(log io.Writer, stderr io.Writer, jsonLogs bool) slog.Handler {
-	hs := []slog.Handler{slog.NewTextHandler(log, nil)}
+	opts := &slog.HandlerOptions{ReplaceAttr: utcTime}
+	hs := []slog.Handler{slog.NewTextHandler(log, opts)}
 	if stderr != nil {
 		if jsonLogs {
-			hs = append(hs, slog.NewJSONHandler(stderr, nil))
+			hs = append(hs, slog.NewJSONHandler(stderr, opts))
 		} else {
-			hs = append(hs, slog.NewTextHandler(stderr, nil))
+			hs = append(hs, slog.NewTextHandler(stderr, opts))
 		}
 	}
 	return fanout(hs)
+}
+
+// utcTime writes a record's time in UTC (RFC 3339, as every time backupsync
+// shows), whatever the machine's zone.
+func utcTime(groups []string, a slog.Attr) slog.Attr {
+	if a.Key == slog.TimeKey && len(groups) == 0 && a.Value.Kind() == slog.KindTime {
+		a.Value = slog.TimeValue(a.Value.Time().UTC())
+	}
+	return a
 }
 
 type fanout []slog.Handler
