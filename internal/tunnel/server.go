@@ -252,17 +252,21 @@ func (s *Server) publicKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permi
 
 func (s *Server) authLog(meta ssh.ConnMetadata, method string, err error) {
 	remote := meta.RemoteAddr().String()
+	// Once per burst and source address: a stranger's guesses must not
+	// flood the log.
+	host, _, _ := net.SplitHostPort(remote)
+	kind := "auth:" + host + ":" + method
 	switch {
 	case err == nil:
 		// Logged once the connection is established.
 	case method == "none":
 		// Every client starts by asking which methods exist.
 	case method == "publickey":
-		s.log.Warn("tunnel: refused public key", "remote", remote, "user", meta.User(), "reason", err.Error())
+		s.refusals.warn(kind, "tunnel: refused public key", "remote", remote, "user", clean(meta.User(), 64), "reason", err.Error())
 	case method == "password" || method == "keyboard-interactive":
-		s.log.Warn("tunnel: refused "+method+" authentication: only public keys are accepted", "remote", remote, "user", meta.User())
+		s.refusals.warn(kind, "tunnel: refused "+method+" authentication: only public keys are accepted", "remote", remote, "user", clean(meta.User(), 64))
 	default:
-		s.log.Warn("tunnel: refused authentication method", "method", method, "remote", remote, "user", meta.User())
+		s.refusals.warn(kind, "tunnel: refused authentication method", "method", clean(method, 64), "remote", remote, "user", clean(meta.User(), 64))
 	}
 }
 

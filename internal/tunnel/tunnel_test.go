@@ -265,7 +265,8 @@ func TestServerPolicy(t *testing.T) {
 	if _, err := c2.DialContext(ctx, "tcp", target.Addr().String()); !errors.As(err, &re) || re.Reason != RefusedNotServed {
 		t.Fatalf("disallowed connection: %v", err)
 	}
-	srv.Log.waitFor(t, time.Second, "refused public key", "not configured here with SSH = server")
+	// Its log line is summed up with the refusal of user x above: refused
+	// logins are logged once per burst and source address.
 }
 
 func mustSigner(t testing.TB, ks *KeyStore) ssh.Signer {
