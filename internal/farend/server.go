@@ -356,8 +356,10 @@ func hasControl(s string) bool {
 func (s *session) loop() error {
 	cfg := s.p.h.cfg
 	for {
+		// A request's bytes must keep coming; between requests the client
+		// may wait for results, or for work, a long time.
 		limit := cfg.QuietTimeout
-		if s.recvFeed != nil || s.recvAsm != nil || s.recvDrop || len(s.slots) > 0 {
+		if s.recvFeed != nil || s.recvDrop {
 			limit = cfg.IdleTimeout
 		}
 		f, err := s.readFrame(limit)
