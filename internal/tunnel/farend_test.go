@@ -1,0 +1,188 @@
+package tunnel
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"net"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// TestHelloBothVersions: the plain hello is answered with the two-field
+// reply an older client's ssh.Unmarshal expects; the hello listing
+// features is answered with the far end offered, unless the server has it
+// off; the client reads either.
+func TestHelloBothVersions(t *testing.T) {
+	target := closedTarget(t)
+	p := newPair(t)
+	for _, off := range []bool{false, true} {
+		srv := startServer(t, listenOn(t, ipServer), p.server, target, func(c *ServerConfig) { c.NoFarEnd = off })
+		sc, err := ssh.Dial("tcp", srv.Addr, &ssh.ClientConfig{User: DefaultUser, Auth: []ssh.AuthMethod{ssh.PublicKeys(mustSigner(t, p.client))},
+			HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok, payload, err := sc.SendRequest(helloRequest, true, ssh.Marshal(helloMsg{Connection: "C1"}))
+		var old helloReply
+		if !ok || err != nil || ssh.Unmarshal(payload, &old) != nil || old.Connection != "C1" || old.Node != "n0021" {
+			t.Fatalf("plain hello: %v %v %+v", ok, err, old)
+		}
+		ok, payload, err = sc.SendRequest(helloRequest, true, ssh.Marshal(helloMsgV2{Connection: "C1", Features: []string{"other", FeatureFarEnd}}))
+		if !ok || err != nil {
+			t.Fatalf("hello with features: %v %v", ok, err)
+		}
+		var r2 helloReplyV2
+		if err := ssh.Unmarshal(payload, &r2); err != nil || r2.Connection != "C1" {
+			t.Fatalf("hello with features: %v %+v", err, r2)
+		}
+		if got := slices.Contains(r2.Features, FeatureFarEnd); got == off || slices.Contains(r2.Features, "other") {
+			t.Fatalf("NoFarEnd=%v: features %q", off, r2.Features)
+		}
+		for _, pl := range [][]byte{ssh.Marshal(old), payload} {
+			if r, err := parseHelloReply(pl); err != nil || r.Connection != "C1" {
+				t.Fatalf("parseHelloReply: %v %+v", err, r)
+			}
+		}
+		sc.Close()
+
+		c, _ := newClient(t, p.client, []string{srv.Addr}, nil)
+		offered, err := c.FarEnd(context.Background())
+		if err != nil || offered == off {
+			t.Fatalf("NoFarEnd=%v: FarEnd = %v, %v", off, offered, err)
+		}
+		if off {
+			if _, err := c.OpenFarEnd(context.Background()); !errors.Is(err, ErrFarEndNotOffered) {
+				t.Fatalf("OpenFarEnd without the offer: %v", err)
+			}
+		}
+		c.Close()
+		srv.Close()
+	}
+}
+
+// TestHelloWithAnOlderServer: a server that knows only the plain hello
+// refuses the one listing features (its ssh.Unmarshal fails on the longer
+// payload); the client then sends the plain hello and goes on without the
+// far end; a server that answers no hello (OpenSSH) gives no features.
+func TestHelloWithAnOlderServer(t *testing.T) {
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	signer, _ := ssh.NewSignerFromKey(key)
+	for _, knowsHello := range []bool{true, false} {
+		ln := listenOn(t, ipServer)
+		var asked atomic.Int32
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer nc.Close()
+			cfg := &ssh.ServerConfig{NoClientAuth: true}
+			cfg.AddHostKey(signer)
+			_, chans, reqs, err := ssh.NewServerConn(nc, cfg)
+			if err != nil {
+				return
+			}
+			go func() {
+				for nch := range chans {
+					nch.Reject(ssh.Prohibited, "no")
+				}
+			}()
+			for req := range reqs {
+				if req.Type != helloRequest {
+					req.Reply(false, nil)
+					continue
+				}
+				asked.Add(1)
+				var m helloMsg
+				if !knowsHello || ssh.Unmarshal(req.Payload, &m) != nil {
+					req.Reply(false, nil)
+					continue
+				}
+				req.Reply(true, ssh.Marshal(helloReply{Connection: m.Connection, Node: "old-node"}))
+			}
+		}()
+		nc, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc, chans, reqs, err := ssh.NewClientConn(nc, ln.Addr().String(), &ssh.ClientConfig{User: "x", HostKeyCallback: ssh.InsecureIgnoreHostKey()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		client := ssh.NewClient(sc, chans, reqs)
+		node, features, err := sayHello(client, "C1", ln.Addr().String(), 5*time.Second)
+		if err != nil || len(features) != 0 || asked.Load() != 2 {
+			t.Fatalf("knowsHello=%v: node %q features %q err %v after %d hellos", knowsHello, node, features, err, asked.Load())
+		}
+		if knowsHello != (node == "old-node") {
+			t.Fatalf("knowsHello=%v: node %q", knowsHello, node)
+		}
+		client.Close()
+		ln.Close()
+		<-done
+	}
+}
+
+// TestFarEndChannelFlood: a paired peer opening far-end channels without
+// end gets MaxChannels of them (each waiting for its login), the others
+// refused at once and counted against the forward caps; another SSH
+// connection is still served; closing the channels frees the caps.
+func TestFarEndChannelFlood(t *testing.T) {
+	target := closedTarget(t)
+	p := newPair(t)
+	srv := startServer(t, listenOn(t, ipServer), p.server, target, func(c *ServerConfig) {
+		c.FarEnd.MaxChannels = 6
+		c.FarEnd.IdleTimeout = time.Minute
+	})
+	c, _ := newClient(t, p.client, []string{srv.Addr}, nil)
+	ctx := context.Background()
+	var open []interface{ Close() error }
+	refused := 0
+	for range 40 {
+		ch, err := c.OpenFarEnd(ctx)
+		if err != nil {
+			if !strings.Contains(err.Error(), "too many far-end channels") {
+				t.Fatalf("refusal: %v", err)
+			}
+			refused++
+			continue
+		}
+		open = append(open, ch)
+	}
+	if len(open) != 6 || refused != 34 {
+		t.Fatalf("%d channels open, %d refused", len(open), refused)
+	}
+	if h := srv.Health(); h.Forwards != 6 {
+		t.Fatalf("forwards counted: %d", h.Forwards)
+	}
+	srv.Log.waitFor(t, 5*time.Second, "refused far-end channel")
+
+	other, _ := newClient(t, p.client, []string{srv.Addr}, nil)
+	ch, err := other.OpenFarEnd(ctx)
+	if err != nil {
+		t.Fatalf("another SSH connection during the flood: %v", err)
+	}
+	ch.Close()
+	for _, ch := range open {
+		ch.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.Health().Forwards != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("forwards still counted after the close: %d", srv.Health().Forwards)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := c.OpenFarEnd(ctx); err != nil {
+		t.Fatalf("after the flood: %v", err)
+	}
+}
