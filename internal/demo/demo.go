@@ -37,6 +37,7 @@ import (
 	"backupsync/internal/display"
 	"backupsync/internal/freeport"
 	"backupsync/internal/ftpserver"
+	"backupsync/internal/health"
 	"backupsync/internal/sync"
 )
 
@@ -225,8 +226,8 @@ func printBackups(ctx context.Context, out io.Writer, source *ctl.Cluster) error
 
 // watchCycles prints a line for every cycle that ends on a source node,
 // with the node's health, as it ends (the health's last cycle is looked at
-// twice a second). With cycles > 0 it calls stop once that many cycles
-// have ended on every node.
+// five times a second). With cycles > 0 it calls stop once that many
+// cycles have ended on every node.
 func watchCycles(ctx context.Context, out io.Writer, src []*node, cycles int, stop func()) {
 	seen := make([]time.Time, len(src))
 	counts := make([]int, len(src))
@@ -235,7 +236,7 @@ func watchCycles(ctx context.Context, out io.Writer, src []*node, cycles int, st
 			seen[i] = h.LastCycle // the first cycle was printed already
 		}
 	}
-	t := time.NewTicker(500 * time.Millisecond)
+	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	for {
 		select {
@@ -251,7 +252,11 @@ func watchCycles(ctx context.Context, out io.Writer, src []*node, cycles int, st
 				}
 				seen[i] = h.LastCycle
 				counts[i]++
-				verdict := string(h.State)
+				// The ended cycle's verdict: the next one may run already.
+				verdict := string(health.OK)
+				if h.Failing {
+					verdict = string(health.Failing)
+				}
 				if h.LagKnown {
 					verdict += ", lag " + display.Duration(h.Lag)
 				}
