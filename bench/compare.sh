@@ -950,9 +950,9 @@ set_repeat() { # tree
 	# Three rounds by default, the order of the tools rotating: with one,
 	# the first tool is always the first to copy after the tree moved in
 	# (5,000 small files: 7.6-10.3 s for the same binary in that place).
-	# Three rather than two since session 7: on this kind of shared 2-core
+	# Three rather than two (since 78d63d6): on this kind of shared 2-core
 	# box one tool's two rounds of the same copy differed by up to 57%
-	# (sessions 5-6, every tool alike), so the fastest of two still
+	# (runs of 2026-12-01, every tool alike), so the fastest of two still
 	# carried much of that noise into the ratios. The 4 GiB file keeps two:
 	# it only shows that peak RSS does not grow with the file.
 	local rounds=3

@@ -2,8 +2,9 @@
 # build-deb.sh VERSION OUTDIR: builds backupsync_VERSION_ARCH.deb from this
 # tree with dpkg-deb and prints its path. Binaries are static (CGO_ENABLED=0)
 # and stripped: they run on whatever C library the node's OS has, and start
-# about 1 ms sooner than a dynamically linked build (docs/BENCHMARKS.md,
-# session 4), so the package depends on adduser alone (the service user).
+# about 1 ms sooner than a dynamically linked build (4.4-4.8 against
+# 5.2-5.9 ms for --version, commit c7d3ffb), so the package depends on
+# adduser alone (the service user).
 #
 # Every file under /etc is a conffile (generated from the tree, never listed
 # by hand); DEBIAN/md5sums covers every other file (dpkg --verify reads it).
