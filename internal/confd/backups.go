@@ -339,7 +339,7 @@ func (s *Service) gatherBackups(ctx context.Context, db string) gathered {
 	for i, a := range answers {
 		name := nodes[i].Name
 		if a.err != nil {
-			g.problems = append(g.problems, fmt.Sprintf("%s unreachable: %v", name, a.err))
+			g.problems = append(g.problems, control.Unreachable(nodes[i], a.err))
 			continue
 		}
 		if e, _ := a.m["error"].(string); e != "" {

@@ -202,7 +202,7 @@ func (s *Surface) Dial(peer Peer, timeout time.Duration) (*xmlrpc.Client, error)
 func (s *Surface) forward(ctx context.Context, peer Peer, pluginName, verb, arg string) (plugin.Result, error) {
 	c, err := s.Dial(peer, plugin.CallTimeout(verb)) // 0: ForwardTimeout
 	if err != nil {
-		return plugin.Result{Code: plugin.CodeFailed, Output: unreachable(peer, err)}, nil
+		return plugin.Result{Code: plugin.CodeFailed, Output: Unreachable(peer, err)}, nil
 	}
 	defer c.Close()
 	// Decoded by this package's decoder (a *any): kolo's reflection would
@@ -218,7 +218,7 @@ func (s *Surface) forward(ctx context.Context, peer Peer, pluginName, verb, arg 
 		if s.Logger != nil {
 			s.Logger.Warn("node unreachable", "node", peer.Name, "error", err)
 		}
-		return plugin.Result{Code: plugin.CodeFailed, Output: unreachable(peer, err)}, nil
+		return plugin.Result{Code: plugin.CodeFailed, Output: Unreachable(peer, err)}, nil
 	case len(reply) != 2:
 		return plugin.Result{Code: plugin.CodeFailed, Output: fmt.Sprintf("%s answered %d values, want [code, output]", peer.Name, len(reply))}, nil
 	}

@@ -11,11 +11,12 @@ import (
 	"backupsync/internal/xmlrpc"
 )
 
-// unreachable is the output of a verb forwarded to a peer that could not
+// Unreachable is the output of a verb forwarded to a peer that could not
 // be asked: "<node> unreachable: " (which scripts and backupsyncctl look
 // for), what happened in an admin's words and what to check, never the
-// name of the internal method that forwards the call.
-func unreachable(peer Peer, err error) string {
+// name of the internal method that forwards the call. err is the error of
+// the call to the peer.
+func Unreachable(peer Peer, err error) string {
 	return peer.Name + " unreachable: " + whyUnreachable(peer, err)
 }
 
@@ -49,8 +50,11 @@ func whyUnreachable(peer Peer, err error) string {
 		return running + "Cannot connect to its control address" + where + ": " + op.Err.Error()
 	}
 	msg := err.Error()
-	if i := strings.Index(msg, localMethod+": "); i >= 0 {
-		msg = msg[:i] + msg[i+len(localMethod)+2:]
+	// The internal methods' names (this package's and ConfD's node-local
+	// one) tell an admin nothing.
+	for _, m := range []string{localMethod, "backupsync.confdLocal"} {
+		msg = strings.ReplaceAll(msg, m+": ", "")
+		msg = strings.ReplaceAll(msg, m, "the forwarded call")
 	}
-	return strings.ReplaceAll(msg, localMethod, "the forwarded call")
+	return msg
 }

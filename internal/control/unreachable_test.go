@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -33,8 +34,10 @@ func TestUnreachableMessage(t *testing.T) {
 		{"pin", fmt.Errorf("%s: %w: server presented SHA256:x", localMethod, xmlrpc.ErrFingerprintMismatch),
 			"n0012 unreachable: its certificate does not match the fingerprint pinned"},
 		{"other", fmt.Errorf("%s: invalid answer from %s: EOF", localMethod, peer.URL), "n0012 unreachable: invalid answer from"},
+		{"ConfD's node-local call", fmt.Errorf("backupsync.confdLocal: %w", refused), "n0012 unreachable: is backupsyncd running on n0012?"},
+		{"ConfD's, another error", errors.New("backupsync.confdLocal: answer larger than 16 bytes"), "n0012 unreachable: answer larger than 16 bytes"},
 	} {
-		got := unreachable(peer, tc.err)
+		got := Unreachable(peer, tc.err)
 		if !strings.HasPrefix(got, tc.want) || strings.Contains(got, "backupsync.") || strings.Contains(got, "callLocal") {
 			t.Errorf("%s: %q, want it to start %q without the method name", tc.name, got, tc.want)
 		}
