@@ -120,6 +120,28 @@ func TestFirstHour(t *testing.T) {
 		t.Errorf("http:// URL: %s", r)
 	}
 
+	// pair says which source node goes to which remote node, with the
+	// destination's names found by their addresses, and flags an entry
+	// that is no node of the destination.
+	dest := clustertest.Start(t, "n002", dstIPs[:1], clustertest.Options{})
+	work := t.TempDir()
+	client := writeFile(t, work, "client2.cfg", strings.ReplaceAll(strings.ReplaceAll(clientCfg, "Connection1", "Connection2"),
+		"REMOTE_NODES = 127.0.10.21; 127.0.10.22", "REMOTE_NODES = 127.0.10.21; 127.0.10.99"))
+	server := writeFile(t, work, "server2.cfg", strings.ReplaceAll(serverCfg, "Connection1", "Connection2"))
+	r = runCtl(t, nil, "", "--insecure", "pair", "--source", source.URL(), "--dest", dest.URL(), "--connection", "Connection2",
+		"--source-config", client, "--dest-config", server)
+	for _, want := range []string{
+		"\n        REMOTE_NODES of Connection2, which source node goes to which remote node: 2 source node(s), 2 entries\n" +
+			"          node_0 n0011 → 127.0.10.21 (n0021)\n" +
+			"          node_1 n0012 → 127.0.10.99\n" +
+			"        warning: REMOTE_NODES entry 127.0.10.99 is not a node of the destination cluster (n0021 127.0.10.21)",
+		"Check REMOTE_NODES first: 127.0.10.99 is not a node of the destination cluster.",
+	} {
+		if !strings.Contains(r.stdout+r.stderr, want) {
+			t.Errorf("pair lacks %q:\n%s", want, r)
+		}
+	}
+
 	// A node whose daemon is down.
 	source.Nodes[1].Stop()
 	r = runCtl(t, src, "", "--insecure", "status")
