@@ -40,4 +40,9 @@ func TestRemoteNodeLines(t *testing.T) {
 	expect(t, call(t, n, "UPLOAD_CONFIG", b64("Connection1\n{\nDATABASE_NAME = db\nSTART_CYCLE = 0 * * * *\n"+
 		"LOCAL_URL = ftp://u:pw@%s/v1\nREMOTE_URL = ftp://u:pw@%s/v2\nREMOTE_NODES = 10.0.0.21; 10.0.0.22\nSSH = client\n}\n")), CodeOK,
 		"\nConnection1: this node (n0013, node_2) copies to 10.0.0.21, REMOTE_NODES entry 1 of 2 (fewer entries than nodes: node_2 shares it with node_0)")
+	// A misspelt SSH value is the one problem UPLOAD_CONFIG reports.
+	r := call(t, n, "UPLOAD_CONFIG", b64("Connection1\n{\nSSH = sever\n}\n"))
+	if want := "configuration not changed: 3:7: SSH is \"sever\": did you mean server? Use client, server or none"; r.Code != CodeFailed || r.Output != want {
+		t.Errorf("SSH = sever: [%d, %q], want %q alone", r.Code, r.Output, want)
+	}
 }
