@@ -27,6 +27,7 @@ import (
 	"backupsync/internal/control"
 	"backupsync/internal/display"
 	"backupsync/internal/health"
+	"backupsync/internal/history"
 	"backupsync/internal/logfile"
 	"backupsync/internal/metrics"
 	"backupsync/internal/plugin"
@@ -75,6 +76,8 @@ type Daemon struct {
 	login *control.Login
 
 	health *health.Tracker
+	// history is every connection's finished cycles for the status page.
+	history *history.Store
 
 	mu        gosync.Mutex
 	conns     []config.Connection
@@ -112,6 +115,7 @@ func New(s *config.Settings, opt Options) (*Daemon, error) {
 	if d.health, herr = health.Open(filepath.Join(s.StateDir, "health.json")); herr != nil {
 		d.Logger.Warn("connection health not restored", "error", herr)
 	}
+	d.history = openHistory(s.StateDir, d.Logger.Warn)
 	d.sched = schedule.New(d.runCycle, time.Local, d.Logger)
 	d.sched.OnCycle = d.cycleDone
 	d.plugin = &plugin.Node{Settings: s, Keys: d.keys, Log: d.log, Runtime: d, Changed: func() { d.Reload() }}
@@ -177,6 +181,7 @@ func (d *Daemon) listen() error {
 		return names
 	}}
 	jobs.Register(srv)
+	page := d.statusPage(srv, surface, jobs)
 	srv.UnknownMethod = func(m string) *xmlrpc.Fault {
 		return xmlrpc.ZopeFault("unknown method %q: the plugin surface has showPluginList, getNodeList, showPluginFunctions and callPlugin; "+
 			"the ConfD dialect job_exec, job_list, job_help and job_desc", m)
@@ -186,9 +191,9 @@ func (d *Daemon) listen() error {
 	d.login = control.NewLogin(d.Logger)
 	// The users are looked up per request: SIGHUP may change them.
 	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		d.login.Require(*d.users.Load(), srv).ServeHTTP(w, r)
+		d.login.Require(*d.users.Load(), page.Wrap(srv)).ServeHTTP(w, r)
 	})
-	mux.Handle("/", api)                        // EXAoperation's /cluster1/, ConfD's / and /RPC2, anything else
+	mux.Handle("/", api)                        // EXAoperation's /cluster1/, ConfD's / and /RPC2, anything else; GET: the status page
 	mux.Handle("/master", jobs.MasterHandler()) // ConfD's: no login, as there
 	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(d.Logger.Handler(), slog.LevelDebug)}
 	ln, err := net.Listen("tcp", addr)
@@ -332,6 +337,7 @@ func (d *Daemon) cycleDone(c config.Connection, rep sync.Report, err error) {
 	}
 	d.metrics.Observe(c.Name, rep, c.Role == config.RoleClient, !errors.Is(err, runner.ErrUnreachable))
 	d.recordHealth(c, rep, err)
+	d.recordHistory(c, rep, err)
 	d.notify(d.statusLine())
 	switch {
 	case err != nil:
