@@ -2,11 +2,11 @@ package farend
 
 import (
 	"context"
-	"crypto/md5"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	gosync "sync"
@@ -191,31 +191,52 @@ func (c *Client) acquire(ctx context.Context) (*channel, error) {
 	return ch, nil
 }
 
-// tryAcquire is acquire without waiting for a slot: nil when every slot is
-// taken or a new channel cannot be opened.
-func (c *Client) tryAcquire(ctx context.Context) *channel {
-	select {
-	case c.slots <- struct{}{}:
-	default:
-		return nil
-	}
-	c.mu.Lock()
-	for len(c.idle) > 0 {
-		ch := c.idle[len(c.idle)-1]
-		c.idle = c.idle[:len(c.idle)-1]
-		if ch.alive() {
-			c.mu.Unlock()
-			return ch
+// tryAcquire takes up to n more channels without waiting for a slot:
+// idle ones first, then new ones, opened at once (each costs a round trip
+// and a login at the far end). It returns what it could get.
+func (c *Client) tryAcquire(ctx context.Context, n int) []*channel {
+	var got []*channel
+	dials := 0
+	for len(got)+dials < n {
+		select {
+		case c.slots <- struct{}{}:
+		default:
+			n = 0 // every slot taken
+			continue
+		}
+		c.mu.Lock()
+		var ch *channel
+		for ch == nil && len(c.idle) > 0 {
+			ch = c.idle[len(c.idle)-1]
+			c.idle = c.idle[:len(c.idle)-1]
+			if !ch.alive() {
+				ch = nil
+			}
+		}
+		c.mu.Unlock()
+		if ch != nil {
+			got = append(got, ch)
+		} else {
+			dials++
 		}
 	}
-	c.mu.Unlock()
-	ch, _, err := c.dial(ctx)
-	if err != nil {
-		c.log.Debug("far end: no extra channel for a stripe", "err", err)
-		<-c.slots
-		return nil
+	results := make(chan *channel, dials)
+	for range dials {
+		go func() {
+			ch, _, err := c.dial(ctx)
+			if err != nil {
+				c.log.Debug("far end: no extra channel for a stripe", "err", err)
+				<-c.slots
+			}
+			results <- ch
+		}()
 	}
-	return ch
+	for range dials {
+		if ch := <-results; ch != nil {
+			got = append(got, ch)
+		}
+	}
+	return got
 }
 
 func (c *Client) release(ch *channel) {
@@ -552,12 +573,12 @@ func (ch *channel) sendPublish(id uint32, m publishMsg, src io.Reader) (srcErr, 
 	}
 	buf := getBuffer()
 	defer dataBuffers.Put(buf)
-	h := md5.New()
+	var crc uint32
 	for {
 		n, err := src.Read((*buf)[headerLen:])
 		if n > 0 {
 			frame := appendFrameHeader((*buf)[:0], tData, id, n)
-			h.Write((*buf)[headerLen : headerLen+n])
+			crc = crc32.Update(crc, crcTable, (*buf)[headerLen:headerLen+n])
 			if _, werr = ch.rw.Write(frame[:headerLen+n]); werr != nil {
 				ch.kill(werr)
 				return nil, werr
@@ -571,7 +592,7 @@ func (ch *channel) sendPublish(id uint32, m publishMsg, src io.Reader) (srcErr, 
 			break
 		}
 	}
-	werr = ch.write(tEnd, id, ssh.Marshal(endMsg{OK: srcErr == nil, MD5: h.Sum(nil)}))
+	werr = ch.write(tEnd, id, ssh.Marshal(endMsg{OK: srcErr == nil, CRC: crc}))
 	return srcErr, werr
 }
 
@@ -602,14 +623,7 @@ func (c *Client) publishStriped(ctx context.Context, path string, src io.Reader,
 	if err != nil {
 		return err
 	}
-	chs := []*channel{owner}
-	for len(chs) < stripes {
-		ch := c.tryAcquire(ctx)
-		if ch == nil {
-			break
-		}
-		chs = append(chs, ch)
-	}
+	chs := append([]*channel{owner}, c.tryAcquire(ctx, stripes-1)...)
 	if len(chs) == 1 {
 		return c.publishOn(ctx, owner, path, src, size, resumeFrom)
 	}
@@ -659,13 +673,13 @@ func (c *Client) publishStriped(ctx context.Context, path string, src io.Reader,
 			}
 		}()
 	}
-	h := md5.New()
+	var crc uint32
 	var srcErr error
 	for seq := uint64(0); ; seq++ {
 		b := getBuffer()
 		n, rerr := io.ReadFull(src, (*b)[headerLen+chunkHeader:])
 		if n > 0 {
-			h.Write((*b)[headerLen+chunkHeader : headerLen+chunkHeader+n])
+			crc = crc32.Update(crc, crcTable, (*b)[headerLen+chunkHeader:headerLen+chunkHeader+n])
 			hdr := appendFrameHeader((*b)[:0], tChunk, 0, chunkHeader+n)
 			copy(hdr[headerLen:], tok[:])
 			binary.BigEndian.PutUint64(hdr[headerLen+16:], seq)
@@ -699,7 +713,7 @@ func (c *Client) publishStriped(ctx context.Context, path string, src io.Reader,
 		}
 	}
 	ok := srcErr == nil && sendErr == nil
-	if werr := owner.write(tEnd, id, ssh.Marshal(endMsg{OK: ok, MD5: h.Sum(nil)})); werr != nil {
+	if werr := owner.write(tEnd, id, ssh.Marshal(endMsg{OK: ok, CRC: crc})); werr != nil {
 		return lostError("publish", path, werr)
 	}
 	err = k.wait(ctx)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"hash/crc32"
 	"io"
 	"sync"
 	"time"
@@ -34,17 +35,18 @@ type feed struct {
 	queued  int
 	want    int64 // bytes announced (size - from)
 	got     int64 // bytes accepted
-	hash    hash.Hash
-	fileMD5 []byte // the whole file's md5 when announced
-	ended   bool   // tEnd came with OK
-	endMD5  []byte
+	crc     uint32
+	hash    hash.Hash // md5, only when fileMD5 is set
+	fileMD5 []byte    // the whole file's md5 when announced
+	ended   bool      // tEnd came with OK
+	endCRC  uint32
 	err     error // sticky: why the feed failed
 	done    bool  // the consumer stopped reading
 	striped bool  // bytes may still come after the end, from other channels
 }
 
 func newFeed(want int64) *feed {
-	f := &feed{want: want, hash: md5.New()}
+	f := &feed{want: want}
 	f.cond = sync.NewCond(&f.mu)
 	return f
 }
@@ -70,15 +72,26 @@ func (f *feed) write(p []byte) error {
 		return f.err
 	}
 	f.got += int64(len(p))
-	f.hash.Write(p)
+	f.crc = crc32.Update(f.crc, crcTable, p)
+	if f.hash != nil {
+		f.hash.Write(p)
+	}
 	f.queue = append(f.queue, bytes.Clone(p))
 	f.queued += len(p)
 	f.cond.Broadcast()
 	return nil
 }
 
+// expectMD5 makes the feed check the whole file's md5 (a publish from
+// offset 0); call it before the first write.
+func (f *feed) expectMD5(sum []byte) {
+	if len(sum) != 0 {
+		f.fileMD5, f.hash = bytes.Clone(sum), md5.New()
+	}
+}
+
 // end records the client's tEnd.
-func (f *feed) end(ok bool, sum []byte) {
+func (f *feed) end(ok bool, crc uint32) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil || f.ended {
@@ -92,7 +105,7 @@ func (f *feed) end(ok bool, sum []byte) {
 		return
 	}
 	f.ended = true
-	f.endMD5 = bytes.Clone(sum)
+	f.endCRC = crc
 	f.cond.Broadcast()
 }
 
@@ -176,9 +189,9 @@ func (f *feed) Read(p []byte) (int, error) {
 	switch {
 	case f.got != f.want:
 		f.err = fmt.Errorf("%w: %d of the %d bytes announced", errLie, f.got, f.want)
-	case len(f.endMD5) != 0 && !bytes.Equal(f.endMD5, f.hash.Sum(nil)):
-		f.err = fmt.Errorf("%w: md5 of the bytes received differs from the client's", errLie)
-	case len(f.fileMD5) != 0 && !bytes.Equal(f.fileMD5, f.hash.Sum(nil)):
+	case f.endCRC != f.crc:
+		f.err = fmt.Errorf("%w: the checksum of the bytes received differs from the client's", errLie)
+	case f.hash != nil && !bytes.Equal(f.fileMD5, f.hash.Sum(nil)):
 		f.err = fmt.Errorf("%w: %w", errLie, ErrDigest)
 	default:
 		return 0, io.EOF

@@ -3,9 +3,9 @@ package farend
 import (
 	"bytes"
 	"context"
-	"crypto/md5"
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"io"
 	"net"
 	"strings"
@@ -81,7 +81,7 @@ func (r *raw) closed() {
 	}
 }
 
-func (r *raw) publish(id uint32, path string, size, from uint64, body []byte, ok bool, sum []byte) {
+func (r *raw) publish(id uint32, path string, size, from uint64, body []byte, ok bool, crc uint32) {
 	r.t.Helper()
 	r.send(tPublish, id, ssh.Marshal(publishMsg{Path: path, Size: size, From: from}))
 	for len(body) > 0 {
@@ -89,10 +89,10 @@ func (r *raw) publish(id uint32, path string, size, from uint64, body []byte, ok
 		r.send(tData, id, body[:n])
 		body = body[n:]
 	}
-	r.send(tEnd, id, ssh.Marshal(endMsg{OK: ok, MD5: sum}))
+	r.send(tEnd, id, ssh.Marshal(endMsg{OK: ok, CRC: crc}))
 }
 
-func sum(b []byte) []byte { s := md5.Sum(b); return s[:] }
+func sum(b []byte) uint32 { return crc32.Checksum(b, crcTable) }
 
 // TestHostilePaths: paths outside <DB>/id_*/level_*/node_*/, with "..",
 // absolute, with control characters, are refused without touching the FTP
@@ -154,8 +154,8 @@ func TestHostilePaths(t *testing.T) {
 	}
 }
 
-// TestLyingSizes: more bytes than announced, fewer, or bytes whose md5 is
-// not the one sent, fail that publish with its temp file removed, and
+// TestLyingSizes: more bytes than announced, fewer, or bytes whose
+// checksum is not the one sent, fail that publish with its temp file removed, and
 // nothing under the final name; the channel goes on serving. A client
 // whose source failed (tEnd not OK) leaves its temp file for a resume.
 func TestLyingSizes(t *testing.T) {
@@ -168,13 +168,13 @@ func TestLyingSizes(t *testing.T) {
 		size     uint64
 		body     []byte
 		ok       bool
-		sum      []byte
+		sum      uint32
 		keepTemp bool
 	}{
 		{"more bytes", 100 << 10, body, true, sum(body), false},
 		{"fewer bytes", 400 << 10, body, true, sum(body), false},
-		{"other md5", 300 << 10, body, true, sum([]byte("x")), false},
-		{"source failed", 300 << 10, body[:100<<10], false, nil, true},
+		{"other checksum", 300 << 10, body, true, sum([]byte("x")), false},
+		{"source failed", 300 << 10, body[:100<<10], false, 0, true},
 	}
 	for i, c := range cases {
 		id := uint32(i + 1)

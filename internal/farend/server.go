@@ -34,7 +34,7 @@ const (
 	// DefaultMaxChannels caps the far-end channels of one SSH connection.
 	DefaultMaxChannels = 64
 	// DefaultMaxStripes caps the channels one striped publish may use.
-	DefaultMaxStripes = 8
+	DefaultMaxStripes = 4
 	// DefaultMaxStriped caps the striped publishes of one SSH connection
 	// that are receiving at once.
 	DefaultMaxStriped = 8
@@ -397,7 +397,7 @@ func (s *session) loop() error {
 				return err
 			}
 			if s.recvFeed != nil {
-				s.recvFeed.end(m.OK, m.MD5)
+				s.recvFeed.end(m.OK, m.CRC)
 				if s.recvAsm != nil {
 					s.recvFeed.watchEnd(s.p.h.cfg.IdleTimeout)
 				}
@@ -519,7 +519,7 @@ func (s *session) startPublish(id uint32, m publishMsg) error {
 	fd := newFeed(want)
 	fd.striped = m.Stripes > 1
 	if m.From == 0 {
-		fd.fileMD5 = m.MD5
+		fd.expectMD5(m.MD5)
 	}
 	var asm *assembly
 	if m.Stripes > 1 {

@@ -9,6 +9,10 @@ import (
 	"backupsync/internal/tunnel"
 )
 
+// farEndStripes overrides farend.DefaultStripes (0: the default); the
+// measurements set it.
+var farEndStripes int
+
 // openFarEnd opens the destination on the far-end path when the server of
 // tc offers it: the remote backupsyncd logs in to its own archive FTP with
 // REMOTE_URL's user, password and volume and publishes what this node
@@ -33,7 +37,7 @@ func (r *Runner) openFarEnd(ctx context.Context, tc *tunnel.Client) (*farend.Cli
 		return nil, nil
 	}
 	fe, err := farend.Dial(ctx, tc.OpenFarEnd, farend.Login{User: c.RemoteURL.User, Password: c.RemoteURL.Password, Root: c.RemoteURL.Path},
-		farend.Options{Channels: max(c.Parallel, 1), Logger: r.Logger})
+		farend.Options{Channels: max(c.Parallel, 1), Stripes: farEndStripes, Logger: r.Logger})
 	switch {
 	case err == nil:
 	case errors.Is(err, archive.ErrLoginRefused), errors.Is(err, archive.ErrRootUnavailable), ctx.Err() != nil:

@@ -60,6 +60,11 @@ type farEnv struct {
 // newFarEnv starts both archive FTPs, the destination node's tunnel server
 // (mod tunes it) and a link of rtt in front of it, and pairs the nodes.
 func newFarEnv(t *testing.T, rtt time.Duration, mod func(*tunnel.ServerConfig)) *farEnv {
+	return newFarEnvLink(t, linkemu.Config{RTT: rtt}, mod)
+}
+
+// newFarEnvLink is newFarEnv with a link of any kind.
+func newFarEnvLink(t *testing.T, link linkemu.Config, mod func(*tunnel.ServerConfig)) *farEnv {
 	t.Helper()
 	e := &env{t: t, stateDir: t.TempDir()}
 	e.src = ftptest.Start(t, "vsftpd", feSrcIP)
@@ -114,7 +119,7 @@ func newFarEnv(t *testing.T, rtt time.Duration, mod func(*tunnel.ServerConfig)) 
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	_, linkAddr := linkemu.Start(t, linkemu.Config{RTT: rtt}, feLinkIP, ln.Addr().String())
+	_, linkAddr := linkemu.Start(t, link, feLinkIP, ln.Addr().String())
 	host, port, _ := net.SplitHostPort(linkAddr)
 	fe.sshPort, _ = strconv.Atoi(port)
 	fe.remote = host

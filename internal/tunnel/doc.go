@@ -48,9 +48,13 @@
 // (ServerConfig.User, default DefaultUser; another name is refused and
 // logged), against the keys authorized for any connection; the matching
 // key selects the connection (recorded in the permissions as
-// ExtConnection). It opens nothing but direct-tcpip channels, and every one
-// goes to the host of its archive FTP (ServerConfig.ArchiveFTP), whatever
-// host the client asked for (a node reached through NAT or a relay is
+// ExtConnection). It opens nothing but direct-tcpip channels and far-end
+// channels (package farend: offered in the hello as FeatureFarEnd, unless
+// ServerConfig.NoFarEnd; the server then logs in to its archive FTP with
+// the client's FTP credentials and publishes what the client sends, paths
+// only inside the backup tree; counted against the forward caps below).
+// Every direct-tcpip channel goes to the host of its archive FTP
+// (ServerConfig.ArchiveFTP), whatever host the client asked for (a node reached through NAT or a relay is
 // asked for the address the client dialled; the asked host is logged at
 // debug level). The port rule, which a paired key cannot widen:
 //
@@ -117,10 +121,16 @@
 // not-served only once the peer proved it holds the key (the decision is
 // made in VerifiedPublicKeyCallback); no banner names a connection. A TCP
 // refusal is not-running. After login the client sends the
-// "backupsync-hello" global request with its connection name; a backupsync
-// server answers with the connection the key is authorized for, and a
-// different name fails with RefusedNameMismatch. OpenSSH answers the hello
+// "backupsync-hello" global request with its connection name and the
+// features it can use (FeatureFarEnd); a backupsync server answers with the
+// connection the key is authorized for and the features it offers, and a
+// different name fails with RefusedNameMismatch. A server from before
+// features refuses that hello (the longer payload does not parse); the
+// client then sends the plain hello, which such a server answers with the
+// two-field reply, and goes on without the far end. OpenSSH answers both
 // with a failure and the tunnel goes on as plain port forwarding.
+// Client.FarEnd reports the offer, Client.OpenFarEnd opens a far-end
+// channel (a farend.OpenFunc).
 // keepalive@openssh.com requests detect a dead peer; the next dial
 // reconnects, failing over to the next node when one is down. All tunnelled
 // connections share one SSH connection.
