@@ -160,7 +160,14 @@ func lagChart(title string, w window, now time.Time, s []series) chart {
 		}
 		flush()
 	}
-	c.Caption = fmt.Sprintf("largest lag %s (%s, %s); red dots: failed cycles", display.Duration(secs(worst)), worstNode, display.Time(worstAt))
+	if worst >= 1 {
+		c.Caption = fmt.Sprintf("largest lag %s (%s, %s)", display.Duration(secs(worst)), worstNode, display.Time(worstAt))
+	} else {
+		c.Caption = "lag 0s after every cycle"
+	}
+	if len(c.Dots) > 0 {
+		c.Caption += "; red dots: failed cycles"
+	}
 	return c
 }
 

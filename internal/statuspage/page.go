@@ -43,14 +43,17 @@ type Page struct {
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
 
-	mu      gosync.Mutex // one listing of backup sets at a time
-	backups map[string]backupsEntry
+	mu      gosync.Mutex // guards backups
+	backups map[string]*backupsEntry
 }
 
-// backupsEntry is a database's listing of backup sets and when it was made.
+// backupsEntry is a database's listing of backup sets, when it was made,
+// and the listing under way, if any.
 type backupsEntry struct {
-	at    time.Time
-	value dbView
+	at      time.Time
+	value   dbView
+	listed  bool          // value holds a listing
+	running chan struct{} // closed when the listing under way ends; nil: none
 }
 
 // Wrap serves the page for GET and HEAD of "/" and of any path ending in
@@ -162,51 +165,86 @@ func databases(node NodeData) []string {
 	return out
 }
 
-// listBackups lists each database's sets, from the cache while fresh. One
-// listing runs at a time; a request meanwhile waits for it and uses it.
+// listBackups answers each database's sets. A listing older than
+// BackupsMaxAge is shown as it is while a new one runs in the background
+// (one per database at a time, within BackupsTimeout, whoever asked), so
+// that reloads stay fast when a destination is slow; only a database never
+// listed yet waits for its listing.
 func (p *Page) listBackups(ctx context.Context, dbs []string, now time.Time) []dbView {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.backups == nil {
-		p.backups = map[string]backupsEntry{}
-	}
 	maxAge := orDefault(p.BackupsMaxAge, DefaultBackupsMaxAge)
-	out := make([]dbView, len(dbs))
-	var stale []int
-	for i, db := range dbs {
-		if e, ok := p.backups[db]; ok && now.Sub(e.at) < maxAge && now.Sub(e.at) >= 0 {
-			out[i] = e.value
-			continue
-		}
-		stale = append(stale, i)
-	}
-	if len(stale) == 0 {
-		return out
-	}
 	timeout := orDefault(p.BackupsTimeout, DefaultBackupsTimeout)
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var wg gosync.WaitGroup
-	for _, i := range stale {
-		wg.Go(func() {
-			sets, problems, unconfigured := p.Backups(ctx, dbs[i])
-			if ctx.Err() != nil {
-				problems = append(problems, fmt.Sprintf("the listing did not finish within %s", timeout))
-			}
-			out[i] = backupsView(dbs[i], sets, problems, unconfigured, now)
-		})
-	}
-	wg.Wait()
-	for _, i := range stale {
-		if ctx.Err() == nil {
-			p.backups[dbs[i]] = backupsEntry{at: now, value: out[i]}
-		}
+	p.mu.Lock()
+	if p.backups == nil {
+		p.backups = map[string]*backupsEntry{}
 	}
 	// Forget databases no longer asked for.
-	for db := range p.backups {
-		if !containsString(dbs, db) {
+	for db, e := range p.backups {
+		if !containsString(dbs, db) && e.running == nil {
 			delete(p.backups, db)
 		}
 	}
+	waits := make([]chan struct{}, len(dbs))
+	for i, db := range dbs {
+		e := p.backups[db]
+		if e == nil {
+			e = &backupsEntry{}
+			p.backups[db] = e
+		}
+		fresh := e.listed && now.Sub(e.at) < maxAge && now.Sub(e.at) >= 0
+		if !fresh && e.running == nil {
+			e.running = make(chan struct{})
+			go p.refresh(db, e, now, timeout)
+		}
+		if !e.listed {
+			waits[i] = e.running
+		}
+	}
+	p.mu.Unlock()
+	for _, w := range waits {
+		if w == nil {
+			continue
+		}
+		select {
+		case <-w:
+		case <-ctx.Done():
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]dbView, len(dbs))
+	for i, db := range dbs {
+		e := p.backups[db]
+		switch {
+		case e != nil && e.listed:
+			out[i] = e.value
+		default:
+			out[i] = dbView{Name: db, Problems: []string{"the backup sets are being listed: reload in a few seconds"}}
+		}
+		if e != nil && e.listed && e.running != nil {
+			out[i].Refreshing = true
+		}
+	}
 	return out
+}
+
+// refresh lists db's sets into e within timeout.
+func (p *Page) refresh(db string, e *backupsEntry, at time.Time, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	sets, problems, unconfigured := p.Backups(ctx, db)
+	if ctx.Err() != nil {
+		problems = append(problems, fmt.Sprintf("the listing did not finish within %s", timeout))
+	}
+	v := backupsView(db, sets, problems, unconfigured, at)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	// A listing cut short is shown once, then tried again at the next load.
+	e.value, e.listed = v, true
+	if ctx.Err() == nil {
+		e.at = at
+	} else {
+		e.at = time.Time{}
+	}
+	close(e.running)
+	e.running = nil
 }

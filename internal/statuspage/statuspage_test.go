@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	gosync "sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -316,7 +318,7 @@ func TestHostilePeersAreBounded(t *testing.T) {
 		{Name: "n0016", URL: xmlrpcPeer(t, "127.0.16.7", flood)},
 	}
 	p := newPage(peers)
-	p.NodeTimeout = 2 * time.Second
+	p.NodeTimeout = 4 * time.Second
 	done := make(chan string, 1)
 	go func() { _, _, body := get(t, guarded(p), "/", true); done <- body }()
 	var body string
@@ -349,39 +351,71 @@ func TestHostilePeersAreBounded(t *testing.T) {
 }
 
 // The backup sets are listed at most once per BackupsMaxAge, within
-// BackupsTimeout, whatever the reloads.
+// BackupsTimeout, whatever the reloads; a stale listing is shown while a
+// new one runs, so that a slow destination never slows the page.
 func TestBackupsCachedAndBounded(t *testing.T) {
-	calls := 0
+	var calls atomic.Int32
 	p := newPage([]control.Peer{{Name: "n0011"}})
+	var clockMu gosync.Mutex
 	clock := now
-	p.Now = func() time.Time { return clock }
+	p.Now = func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return clock }
+	advance := func(d time.Duration) { clockMu.Lock(); clock = clock.Add(d); clockMu.Unlock() }
 	p.BackupsTimeout = 500 * time.Millisecond
 	p.Backups = func(ctx context.Context, db string) ([]confd.BackupSet, []string, bool) {
-		calls++
-		if calls == 3 {
+		if calls.Add(1) == 3 {
 			<-ctx.Done() // a listing that hangs: bounded by BackupsTimeout
 			return nil, []string{"n0011 unreachable: " + ctx.Err().Error()}, false
 		}
 		return backups(ctx, db)
 	}
+	idle := func() {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			p.mu.Lock()
+			running := p.backups["DB1"] != nil && p.backups["DB1"].running != nil
+			p.mu.Unlock()
+			if !running {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the background listing did not end within 10s")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	h := guarded(p)
-	get(t, h, "/", true)
-	get(t, h, "/", true)
-	if calls != 1 {
-		t.Fatalf("%d listings for two loads within a minute", calls)
+	// The first load waits for the first listing.
+	if _, _, body := get(t, h, "/", true); calls.Load() != 1 || !strings.Contains(text(body), "7 0 2026-12-01 02:00") {
+		t.Fatalf("first load: %d listings", calls.Load())
 	}
-	clock = clock.Add(2 * time.Minute)
 	get(t, h, "/", true)
-	clock = clock.Add(2 * time.Minute)
+	if calls.Load() != 1 {
+		t.Fatalf("%d listings for two loads within a minute", calls.Load())
+	}
+	advance(2 * time.Minute)
+	if _, _, body := get(t, h, "/", true); !strings.Contains(text(body), "7 0 2026-12-01 02:00") {
+		t.Error("a stale listing is not shown while the next runs")
+	}
+	idle()
+	if calls.Load() != 2 {
+		t.Fatalf("%d listings after a stale load", calls.Load())
+	}
+	// A hanging listing: the page answers at once with the last one.
+	advance(2 * time.Minute)
+	if _, _, body := get(t, h, "/", true); !strings.Contains(text(body), "7 0 2026-12-01 02:00") {
+		t.Error("the last listing is not shown while one hangs")
+	}
+	idle()
 	_, _, body := get(t, h, "/", true)
-	if calls != 3 || !strings.Contains(text(body), "incomplete n0011 unreachable: context deadline exceeded") ||
+	if !strings.Contains(text(body), "incomplete n0011 unreachable: context deadline exceeded") ||
 		!strings.Contains(body, "the listing did not finish within 500ms") {
-		t.Errorf("calls %d; a hanging listing is not reported:\n%s", calls, text(body))
+		t.Errorf("a hanging listing is not reported:\n%s", text(body))
 	}
-	// A listing that timed out is not kept.
-	_, _, body = get(t, h, "/", true)
-	if calls != 4 || !strings.Contains(text(body), "7 0 2026-12-01 02:00") {
-		t.Errorf("calls %d after a failed listing", calls)
+	// A listing cut short is not kept: the next load lists again.
+	idle()
+	if _, _, body := get(t, h, "/", true); calls.Load() != 4 || !strings.Contains(text(body), "7 0 2026-12-01 02:00") {
+		t.Errorf("%d listings after a failed one", calls.Load())
 	}
 }
 

@@ -97,7 +97,7 @@ footer{color:var(--muted);font-size:12px;text-align:center;padding:0 0 18px}
 <td class="nowrap"><b>{{.Node}}</b></td>
 <td><span class="badge">{{.Word}}</span></td>
 <td>{{if .Since}}<span class="nowrap">{{.Since}}</span>{{end}}{{if .Detail}}{{if .Since}} · {{end}}{{.Detail}}{{end}}
-{{with .Progress}}<div class="bar"><span style="width:{{.Pct}}%"></span></div><div class="small">{{.Text}}</div>{{end}}
+{{with .Progress}}{{if ge .Pct 0}}<div class="bar"><span style="width:{{.Pct}}%"></span></div>{{end}}<div class="small">{{.Text}}</div>{{end}}
 {{if .Cause}}<div class="cause">{{.Cause}}</div>{{end}}
 {{if .Next}}<div class="next"><b>next step:</b> {{.Next}}</div>{{end}}</td>
 <td class="num">{{.Lag}}</td>
@@ -139,7 +139,7 @@ footer{color:var(--muted);font-size:12px;text-align:center;padding:0 0 18px}
 <h2>Backup sets <span class="muted small">on the source archive volumes; synced: every destination holds each file under its final name with its size</span></h2>
 {{if .NoDBs}}<p class="muted">{{.NoDBs}}</p>{{end}}
 {{range .DBs}}
-<h3>Database {{.Name}} <span class="muted small">listed {{.Listed}}</span></h3>
+<h3>Database {{.Name}} {{if .Listed}}<span class="muted small">listed {{.Listed}}{{if .Refreshing}}; a newer listing is under way{{end}}</span>{{end}}</h3>
 {{range .Problems}}<p class="warn"><span class="badge">incomplete</span> {{.}}</p>{{end}}
 {{if .Unconfigured}}<p class="muted">No node has a connection copying {{.Name}}.</p>
 {{else if not .Sets}}<p class="muted">No backup set of {{.Name}} on the archive volumes.</p>

@@ -58,7 +58,7 @@ type rowView struct {
 
 type progressView struct {
 	Text string
-	Pct  int
+	Pct  int // of the bytes (or files) done; -1: no bar (still listing)
 }
 
 type servedRow struct{ Connection, Node, Class, Word, Line string }
@@ -70,6 +70,7 @@ type dbView struct {
 	Problems     []string
 	Unconfigured bool
 	Listed       string
+	Refreshing   bool // a newer listing runs
 }
 
 type setView struct {
@@ -247,7 +248,8 @@ func healthRow(node string, c Connection, now time.Time) rowView {
 		if h.Running {
 			r.Detail += "; retrying now"
 		}
-		r.Cause, r.Next = h.Cause, h.Next
+		// The cause says what the last cycle's summary would repeat.
+		r.Cause, r.Next, r.LastSummary = h.Cause, h.Next, ""
 	case health.Running:
 		r.Class, r.Word = "running", "running"
 		r.Since = "since " + ago(h.RunningSince, now)
@@ -262,11 +264,15 @@ func healthRow(node string, c Connection, now time.Time) rowView {
 	}
 	if h.Running && h.Progress != nil {
 		pr := h.Progress
-		pv := &progressView{Text: health.ProgressText(*pr)}
-		if pr.BytesTotal > 0 {
+		pv := &progressView{Text: health.ProgressText(*pr), Pct: -1}
+		switch {
+		case pr.Started.IsZero(): // still listing: no bar
+		case pr.BytesTotal > 0:
 			pv.Pct = int(min(100, max(0, pr.BytesDone*100/pr.BytesTotal)))
-		} else if pr.FilesTotal > 0 {
+		case pr.FilesTotal > 0:
 			pv.Pct = int(min(100, max(0, pr.FilesDone*100/pr.FilesTotal)))
+		default:
+			pv.Pct = 100
 		}
 		r.Progress = pv
 	}
