@@ -27,5 +27,7 @@
 // the reason. At most MaxNodes nodes are asked. The backup sets are listed
 // live (every node lists its archive volume and the destinations) within
 // BackupsTimeout and kept for BackupsMaxAge, so that reloads and several
-// admins do not multiply the listings.
+// admins do not multiply the listings; an older listing is shown (and
+// says so) while the next one runs in the background, and only the first
+// load of a database waits for its listing.
 package statuspage

@@ -145,7 +145,7 @@ func (a *admin) status(node, conn string) string {
 // section of conn.
 func row(dom, conn, node string) string {
 	sec := regexp.MustCompile(`(?s)<section class="conn" id="conn-` + regexp.QuoteMeta(conn) + `">.*?</section>`).FindString(dom)
-	return regexp.MustCompile(`(?s)<tr class="[a-z]+">\s*<td class="nowrap"><b>`+regexp.QuoteMeta(node)+`</b></td>.*?</tr>`).FindString(sec)
+	return regexp.MustCompile(`(?s)<tr class="[a-z]+">\s*<td class="nowrap"><b>` + regexp.QuoteMeta(node) + `</b></td>.*?</tr>`).FindString(sec)
 }
 
 func TestStatusPageInABrowser(t *testing.T) {
