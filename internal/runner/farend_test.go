@@ -15,6 +15,7 @@ import (
 	"backupsync/internal/config"
 	"backupsync/internal/ftptest"
 	"backupsync/internal/linkemu"
+	"backupsync/internal/sshtest"
 	"backupsync/internal/tunnel"
 )
 
@@ -165,7 +166,9 @@ func (fe *farEnv) farEndLogins() int {
 // TestFarEndSyncThroughLink: a cycle through a 20 ms link on the far-end
 // path (small files, and one large enough to be striped) leaves an
 // md5-identical copy; the far end logged in with REMOTE_URL's user, never
-// showing the password; a second cycle copies nothing.
+// showing the password; a second cycle copies nothing. The client dials
+// the link's address, not the destination node's own (a relay, NAT): the
+// address case.
 func TestFarEndSyncThroughLink(t *testing.T) {
 	fe := newFarEnv(t, 20*time.Millisecond, nil)
 	fe.set(1, 0, 40, 16<<10)
@@ -199,5 +202,48 @@ func TestFarEndNotOffered(t *testing.T) {
 	fe.identical()
 	if n := fe.farEndLogins(); n != 0 {
 		t.Fatalf("%d far-end logins on a server that does not offer it", n)
+	}
+}
+
+// TestOpenSSHThroughLink: the same cycle as TestFarEndSyncThroughLink, with
+// OpenSSH's sshd behind the 20 ms link: no hello, no far end, FTP through
+// the tunnel, md5-identical.
+func TestOpenSSHThroughLink(t *testing.T) {
+	e := &env{t: t, stateDir: t.TempDir()}
+	e.src = ftptest.Start(t, "vsftpd", feSrcIP)
+	e.dst = ftptest.Start(t, "vsftpd", feDstIP)
+	fe := &farEnv{env: e, serverLog: &lockedLog{}, clientLog: &lockedLog{}}
+	keys, err := tunnel.NewKeyStore(e.stateDir, "n0011")
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := keys.ClientKeyLine("Conn1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sshd := sshtest.Start(t, feDstIP, fmt.Sprintf("restrict,port-forwarding,permitopen=%q %s\n", feDstIP+":*", line), fe.serverLog)
+	// The link listens on the destination node's address: OpenSSH is
+	// asked for the archive FTP on the host the client dialled.
+	_, linkAddr := linkemu.Start(t, linkemu.Config{RTT: 20 * time.Millisecond}, feDstIP, sshd.Addr)
+	host, port, _ := net.SplitHostPort(linkAddr)
+	hostKey := strings.Fields(sshd.HostPub)
+	if _, err := keys.Upload([]byte(hostKey[0] + " " + hostKey[1] + " backupsync-host:Conn1@n0021\n")); err != nil {
+		t.Fatal(err)
+	}
+	fe.keys, fe.remote = keys, host
+	fe.sshPort, _ = strconv.Atoi(port)
+	e.set(1, 0, 6, 16<<10)
+	e.set(2, 0, 1, 3<<20)
+	r := fe.runner()
+	r.Settings.SSHClient.User = "root"
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	rep, _, err := r.Once(ctx, false)
+	if err != nil || !rep.OK() {
+		t.Fatalf("cycle: %v %s %+v\nclient log:\n%s", err, rep.Summary(), rep.Failed, fe.clientLog.String())
+	}
+	e.identical()
+	if strings.Contains(fe.clientLog.String(), "far-end path unusable") {
+		t.Fatal("the client tried the far end on OpenSSH")
 	}
 }
