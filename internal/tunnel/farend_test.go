@@ -4,8 +4,13 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
+	"io"
+	"io/fs"
 	"net"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -13,6 +18,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"backupsync/internal/farend"
 )
 
 // TestHelloBothVersions: the plain hello is answered with the two-field
@@ -184,5 +191,110 @@ func TestFarEndChannelFlood(t *testing.T) {
 	}
 	if _, err := c.OpenFarEnd(ctx); err != nil {
 		t.Fatalf("after the flood: %v", err)
+	}
+}
+
+// feFrame is a far-end frame by hand (farend's wire format): type, id,
+// length, payload.
+func feFrame(typ byte, id uint32, payload []byte) []byte {
+	b := []byte{typ}
+	b = binary.BigEndian.AppendUint32(b, id)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(payload)))
+	return append(b, payload...)
+}
+
+// feResult reads frames until the result of id and returns its kind (0 is
+// success).
+func feResult(t *testing.T, r io.Reader, id uint32) uint32 {
+	t.Helper()
+	for {
+		var h [9]byte
+		if _, err := io.ReadFull(r, h[:]); err != nil {
+			t.Fatalf("result of %d: %v", id, err)
+		}
+		p := make([]byte, binary.BigEndian.Uint32(h[5:]))
+		if _, err := io.ReadFull(r, p); err != nil {
+			t.Fatal(err)
+		}
+		if h[0] == 10 && binary.BigEndian.Uint32(h[1:5]) == id {
+			return binary.BigEndian.Uint32(p[:4])
+		}
+	}
+}
+
+// TestFarEndHostilePairedPeer: a paired client on the far-end path asks
+// for paths outside the backup tree and sends a size that lies: refused
+// or failed, nothing written outside the backup tree nor under a final
+// name; an honest client is served meanwhile.
+func TestFarEndHostilePairedPeer(t *testing.T) {
+	ftpSrv := startFTP(t, ipFTP)
+	p := newPair(t)
+	srv := startServer(t, listenOn(t, ipServer), p.server, ftpSrv.Addr(), nil)
+	c, _ := newClient(t, p.client, []string{srv.Addr}, nil)
+	ch, err := c.OpenFarEnd(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	type login struct {
+		Version              uint32
+		User, Password, Root string
+	}
+	type publish struct {
+		Path       string
+		Size, From uint64
+		MD5        []byte
+		Stripes    uint32
+		Token      []byte
+	}
+	type end struct {
+		OK  bool
+		CRC uint32
+	}
+	send := func(b []byte) {
+		if _, err := ch.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(feFrame(1, 0, ssh.Marshal(login{1, ftpSrv.User, ftpSrv.Password, "/" + ftpSrv.Volume})))
+	if k := feResult(t, ch, 0); k != 0 {
+		t.Fatalf("login: kind %d", k)
+	}
+	for i, path := range []string{"../../etc/x", "/" + ftpSrv.Volume + "/x", "outside", "DB/id_1/x", "DB/id_1/level_0/node_0/../../../../x"} {
+		id := uint32(i + 1)
+		send(feFrame(3, id, ssh.Marshal(publish{Path: path, Size: 2})))
+		send(feFrame(4, id, []byte("ab")))
+		send(feFrame(5, id, ssh.Marshal(end{OK: true, CRC: crc32.Checksum([]byte("ab"), crc32.MakeTable(crc32.Castagnoli))})))
+		if k := feResult(t, ch, id); k == 0 {
+			t.Fatalf("publish %q accepted", path)
+		}
+	}
+	// A size that lies: 10 announced, 3 sent.
+	send(feFrame(3, 20, ssh.Marshal(publish{Path: "DB/id_1/level_0/node_0/lie", Size: 10})))
+	send(feFrame(4, 20, []byte("abc")))
+	send(feFrame(5, 20, ssh.Marshal(end{OK: true, CRC: crc32.Checksum([]byte("abc"), crc32.MakeTable(crc32.Castagnoli))})))
+	if k := feResult(t, ch, 20); k == 0 {
+		t.Fatal("a lying publish succeeded")
+	}
+
+	// An honest client meanwhile.
+	fe, err := farend.Dial(context.Background(), c.OpenFarEnd, farend.Login{User: ftpSrv.User, Password: ftpSrv.Password, Root: "/" + ftpSrv.Volume}, farend.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fe.Close()
+	if err := fe.Publish(context.Background(), "DB/id_1/level_0/node_0/good", strings.NewReader("good"), 4, 0); err != nil {
+		t.Fatal(err)
+	}
+	var files []string
+	filepath.WalkDir(ftpSrv.Dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(filepath.Join(ftpSrv.Dir, ftpSrv.Volume), p)
+			files = append(files, rel)
+		}
+		return nil
+	})
+	if len(files) != 1 || files[0] != "DB/id_1/level_0/node_0/good" {
+		t.Fatalf("files in the FTP root: %q", files)
 	}
 }
