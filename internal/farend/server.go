@@ -44,6 +44,9 @@ const (
 	closeGrace = 5 * time.Second
 	// maxRead bounds one read request.
 	maxRead = 8 << 20
+	// loginTimeout bounds the far end's login to its archive FTP, probe
+	// included.
+	loginTimeout = time.Minute
 	// maxLoginField bounds the user, password and root of a login.
 	maxLoginField = 1024
 )
@@ -313,7 +316,9 @@ func (s *session) login() error {
 	if ok {
 		opt.Known = &known
 	}
-	lctx, cancel := context.WithTimeout(s.ctx, cfg.IdleTimeout)
+	// Logging in and the probe are bounded by archive's own timeouts
+	// (connect, each operation); this bounds the whole.
+	lctx, cancel := context.WithTimeout(s.ctx, loginTimeout)
 	vol, err := cfg.OpenVolume(lctx, ep, opt)
 	if err != nil && ok && lctx.Err() == nil {
 		s.p.h.mu.Lock()
