@@ -29,6 +29,17 @@ func verbCmd(verb string) func(a *app, args []string) int {
 // runVerb runs verb with arg on the nodes, prints the rows and returns
 // them with the exit status: 0 when every node succeeded.
 func (a *app) runVerb(verb, arg string) ([]ctl.Row, int) {
+	rows, code := a.each(verb, arg)
+	if rows == nil {
+		return nil, code
+	}
+	return rows, a.printRows(verb, rows)
+}
+
+// each runs verb with arg on the nodes the command names and returns the
+// rows; nil rows with the exit status when the cluster could not be
+// asked (said on stderr).
+func (a *app) each(verb, arg string) ([]ctl.Row, int) {
 	c, code := a.dial()
 	if c == nil {
 		return nil, code
@@ -38,8 +49,7 @@ func (a *app) runVerb(verb, arg string) ([]ctl.Row, int) {
 	if err != nil {
 		return nil, a.clusterFailed(c, err)
 	}
-	rows := c.Each(a.ctx, nodes, verb, arg)
-	return rows, a.printRows(verb, rows)
+	return c.Each(a.ctx, nodes, verb, arg), exitOK
 }
 
 // printRows prints rows as a table or JSON and returns the exit status; a
@@ -77,16 +87,11 @@ func (a *app) cmdStatus(args []string) int {
 		_, code := a.runVerb("STATUS", args[0])
 		return code
 	}
-	c, code := a.dial()
-	if c == nil {
+	rows, code := a.each("STATUS", ctl.StatusAll)
+	if rows == nil {
 		return code
 	}
-	defer c.Close()
-	nodes, err := c.Prepare(a.ctx, a.wantNodes())
-	if err != nil {
-		return a.clusterFailed(c, err)
-	}
-	hs := ctl.ParseHealth(c.Each(a.ctx, nodes, "STATUS", ctl.StatusAll))
+	hs := ctl.ParseHealth(rows)
 	if a.g.json {
 		ctl.WriteJSON(a.stdout, hs)
 	} else {
@@ -112,16 +117,10 @@ func (a *app) cmdGetlog(_ []string) int {
 	}
 	// Log lines as they are, under a header per node: a table would
 	// indent them all to its OUTPUT column.
-	c, code := a.dial()
-	if c == nil {
+	rows, code := a.each("GETLOG", arg)
+	if rows == nil {
 		return code
 	}
-	defer c.Close()
-	nodes, err := c.Prepare(a.ctx, a.wantNodes())
-	if err != nil {
-		return a.clusterFailed(c, err)
-	}
-	rows := c.Each(a.ctx, nodes, "GETLOG", arg)
 	ctl.WriteLogs(a.stdout, rows)
 	return a.summary("GETLOG", rows)
 }
