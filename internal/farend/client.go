@@ -375,7 +375,7 @@ func (ch *channel) deliver(f frame) error {
 			if _, err := split(e.Path); err != nil || e.Size > 1<<62 {
 				return protocolf("listing entry %q", clip(e.Path))
 			}
-			k.entries = append(k.entries, sync.File{Path: e.Path, Size: int64(e.Size), ModTime: time.Unix(0, int64(e.ModTime)).UTC(), Exact: e.Exact})
+			k.entries = append(k.entries, fileOf(e))
 		}
 	case tData:
 		if k.op != "read" || len(k.data)+len(f.payload) > k.limit {
@@ -386,6 +386,15 @@ func (ch *channel) deliver(f frame) error {
 		return protocolf("frame type %d from the far end", f.typ)
 	}
 	return nil
+}
+
+// fileOf is a listing entry from the wire in the planner's terms.
+func fileOf(e entryMsg) sync.File {
+	var mt time.Time // zero: the far end's server gave no usable time
+	if e.ModTime != 0 {
+		mt = time.Unix(0, int64(e.ModTime)).UTC()
+	}
+	return sync.File{Path: e.Path, Size: int64(e.Size), ModTime: mt, Exact: e.Exact}
 }
 
 // start registers a call and returns its id.

@@ -209,7 +209,7 @@ type capsMsg struct {
 type entryMsg struct {
 	Path    string
 	Size    uint64
-	ModTime uint64 // Unix nanoseconds, UTC
+	ModTime uint64 // Unix nanoseconds, UTC; 0: no usable time
 	Exact   bool
 	Rest    []byte `ssh:"rest"`
 }

@@ -29,8 +29,11 @@ const (
 	// DefaultMaxInFlight caps the requests of one channel whose result is
 	// not sent yet; the channel's next request waits for one to finish.
 	DefaultMaxInFlight = 32
-	// DefaultMaxConns caps the FTP connections of one channel's login.
-	DefaultMaxConns = 4
+	// DefaultMaxConns caps the FTP connections of one channel's login: one
+	// for the publish receiving its bytes and one for the one before it
+	// finishing (size check, rename), so a client with PARALLEL channels
+	// holds at most twice as many FTP sessions at the far end.
+	DefaultMaxConns = 2
 	// DefaultMaxChannels caps the far-end channels of one SSH connection.
 	DefaultMaxChannels = 64
 	// DefaultMaxStripes caps the channels one striped publish may use.
@@ -571,7 +574,7 @@ func (s *session) list(id uint32, m listMsg) {
 	}
 	var batch []byte
 	for _, e := range l.Files {
-		b := ssh.Marshal(entryMsg{Path: e.Path, Size: uint64(e.Size), ModTime: uint64(e.ModTime.UnixNano()), Exact: e.Exact})
+		b := ssh.Marshal(entryOf(e))
 		if len(batch)+len(b) > MaxData && len(batch) > 0 {
 			if s.send(tEntries, id, batch) != nil {
 				return
@@ -584,6 +587,15 @@ func (s *session) list(id uint32, m listMsg) {
 		return
 	}
 	s.result(id, resultMsg{Kind: kindOK})
+}
+
+// entryOf is a listing entry on the wire.
+func entryOf(e archive.Entry) entryMsg {
+	var mt uint64 // 0: no usable time
+	if !e.ModTime.IsZero() {
+		mt = uint64(e.ModTime.UnixNano())
+	}
+	return entryMsg{Path: e.Path, Size: uint64(e.Size), ModTime: mt, Exact: e.Exact}
 }
 
 func (s *session) remove(id uint32, dir bool, p string) {

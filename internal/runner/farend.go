@@ -37,7 +37,7 @@ func (r *Runner) openFarEnd(ctx context.Context, tc *tunnel.Client) (*farend.Cli
 		return nil, nil
 	}
 	fe, err := farend.Dial(ctx, tc.OpenFarEnd, farend.Login{User: c.RemoteURL.User, Password: c.RemoteURL.Password, Root: c.RemoteURL.Path},
-		farend.Options{Channels: max(c.Parallel, 1), Stripes: farEndStripes, Logger: r.Logger})
+		farend.Options{Channels: max(c.Parallel, farend.DefaultStripes), Stripes: farEndStripes, Logger: r.Logger})
 	switch {
 	case err == nil:
 	case errors.Is(err, archive.ErrLoginRefused), errors.Is(err, archive.ErrRootUnavailable), ctx.Err() != nil:
