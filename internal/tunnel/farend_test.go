@@ -1,16 +1,19 @@
 package tunnel
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"io/fs"
 	"net"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -297,4 +300,48 @@ func TestFarEndHostilePairedPeer(t *testing.T) {
 	if len(files) != 1 || files[0] != "DB/id_1/level_0/node_0/good" {
 		t.Fatalf("files in the FTP root: %q", files)
 	}
+}
+
+// TestFarEndNoGoroutineLeak: far-end publishes (small and striped), then
+// the far-end client, the tunnel client and the server closed: every
+// goroutine of theirs ends.
+func TestFarEndNoGoroutineLeak(t *testing.T) {
+	ftpSrv := startFTP(t, ipFTP)
+	p := newPair(t)
+	runtime.GC()
+	before := runtime.NumGoroutine()
+	for range 3 {
+		ln := listenOn(t, ipServer)
+		s, err := NewServer(ServerConfig{Keys: p.server, ArchiveFTP: ftpSrv.Addr()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- s.Serve(context.Background(), ln) }()
+		c, err := NewClient(ClientConfig{Connection: "C1", Nodes: []string{ln.Addr().String()}, Keys: p.client})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fe, err := farend.Dial(context.Background(), c.OpenFarEnd, farend.Login{User: ftpSrv.User, Password: ftpSrv.Password, Root: "/" + ftpSrv.Volume},
+			farend.Options{Channels: 4, StripeMin: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, n := range []int{100, 3 << 20} {
+			data := randomData(t, n)
+			if err := fe.Publish(context.Background(), fmt.Sprintf("DB/id_1/level_0/node_0/f%d", i), bytes.NewReader(data), int64(n), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := fe.ListNode(context.Background(), "DB", 0); err != nil {
+			t.Fatal(err)
+		}
+		fe.Close()
+		c.Close()
+		s.Close()
+		if err := <-served; err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitGoroutines(t, before, "far-end publishes and every close")
 }
