@@ -34,7 +34,7 @@ func whyUnreachable(peer Peer, err error) string {
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return running + "Nothing accepts connections at its control address" + where + ": start it there (systemctl start backupsyncd)"
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), isTimeout(err):
 		return running + "It did not answer in time" + where + ": check that the node is up and its daemon not stuck, then retry"
 	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
 		return running + "Its address cannot be reached from this node" + where + ": check the node and the network"
@@ -57,4 +57,12 @@ func whyUnreachable(peer Peer, err error) string {
 		msg = strings.ReplaceAll(msg, m, "the forwarded call")
 	}
 	return msg
+}
+
+// isTimeout reports whether err, or an error it wraps, says it timed out
+// (an HTTP client's own timeout does not always wrap
+// context.DeadlineExceeded).
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
 }

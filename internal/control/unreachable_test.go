@@ -27,6 +27,8 @@ func TestUnreachableMessage(t *testing.T) {
 			"n0012 unreachable: is backupsyncd running on n0012? Nothing accepts connections at its control address (the cluster settings give its url as https://127.0.12.2:4443/): start it there"},
 		{"timeout", fmt.Errorf("%s: no answer within 5s: %w", localMethod, context.DeadlineExceeded),
 			"n0012 unreachable: is backupsyncd running on n0012? It did not answer in time"},
+		{"the client's own timeout", fmt.Errorf("%s: %w", localMethod, &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}),
+			"n0012 unreachable: is backupsyncd running on n0012? It did not answer in time"},
 		{"no route", fmt.Errorf("%s: %w", localMethod, &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.EHOSTUNREACH)}),
 			"n0012 unreachable: is backupsyncd running on n0012? Its address cannot be reached"},
 		{"401", fmt.Errorf("%s: %w", localMethod, &xmlrpc.HTTPError{StatusCode: 401, Status: "401 Unauthorized"}),
