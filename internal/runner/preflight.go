@@ -181,7 +181,13 @@ func (r *Runner) testDestination(ctx context.Context) (steps []TestStep) {
 			steps = append(steps, skipped(StepDestLogin, StepTunnel))
 			return skipRest(StepTunnel)
 		}
-		steps = append(steps, TestStep{Name: StepTunnel, Status: "ok", Detail: "to " + tc.Node() + ", host key pinned, forwarding to the archive FTP"})
+		detail := "to " + tc.Node() + ", host key pinned, forwarding to the archive FTP"
+		if offered, ferr := tc.FarEnd(ctx); ferr == nil && offered {
+			detail += "; the far end publishes (backupsyncd)"
+		} else if ferr == nil {
+			detail += "; no far-end publishing there (OpenSSH or an older backupsyncd): FTP through the tunnel"
+		}
+		steps = append(steps, TestStep{Name: StepTunnel, Status: "ok", Detail: detail})
 		opt.Dial = tc.DialContext
 		ep := r.endpoint(c.RemoteURL, order[0])
 		if v, err = archive.Open(ctx, ep, opt); err != nil {

@@ -171,7 +171,7 @@ func TestPreflightThroughOpenSSH(t *testing.T) {
 	rep := runTest(t, preflightRunner(t, src, dst, "client", keys, port))
 	wantSteps(t, rep, map[string]string{StepSourceLogin: "ok", StepSourceList: "ok", StepTunnel: "ok", StepDestLogin: "ok",
 		StepDestList: "ok", StepDestWrite: "ok", StepDestRemove: "ok"})
-	if !strings.Contains(rep.String(), "through the tunnel") {
+	if !strings.Contains(rep.String(), "through the tunnel") || !strings.Contains(rep.String(), "no far-end publishing there (OpenSSH") {
 		t.Errorf("report:\n%s", rep)
 	}
 	noProbeLeft(t, dst)

@@ -126,7 +126,8 @@ func TestTwoPairingsOnOneCluster(t *testing.T) {
 	// backupsyncctl test: passes on the paired cluster; with a wrong FTP
 	// password at the destination, the destination login fails with the
 	// server's 530 and the next step, exit 1; the right file again passes.
-	if out := run("--url", edu01.URL(), "test", "Connection1"); !strings.Contains(out, "test of Connection1 on n0111: ok") {
+	if out := run("--url", edu01.URL(), "test", "Connection1"); !strings.Contains(out, "test of Connection1 on n0111: ok") ||
+		!strings.Contains(out, "the far end publishes (backupsyncd)") {
 		t.Fatalf("test:\n%s", out)
 	}
 	wrong := strings.Replace(client("Connection1", "DB1", ftpA, ftpB, ipB), "REMOTE_URL = ftp://"+ftpB.User+":"+ftpB.Password+"@",
