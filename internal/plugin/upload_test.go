@@ -132,6 +132,16 @@ func TestTestVerb(t *testing.T) {
 	if strings.Contains(r.Output, "s3cret") || strings.Contains(r.Output, "other") {
 		t.Errorf("TEST shows a password: %s", r.Output)
 	}
+	// A flood of TESTs: once MaxConcurrentTests run, one more is refused at
+	// once instead of opening more logins and tunnels.
+	for range MaxConcurrentTests {
+		testSlots <- struct{}{}
+	}
+	expect(t, call(t, n, "TEST", "connection3"), CodeFailed, "2 tests already run on n0011: try again")
+	for range MaxConcurrentTests {
+		<-testSlots
+	}
+	expect(t, call(t, n, "TEST", "connection3"), CodeFailed, "FAILED at source login")
 }
 
 // clientKeyLine is the SSHKEY Connection1 line of a client node n0021.
