@@ -63,7 +63,9 @@ const defaultListConns = 2
 // names other than id_<n> and level_<n> are ignored where those are
 // expected. Any entry whose name could escape the tree, and any listing line
 // that cannot be parsed, fails the whole listing with ErrUnsafeName: a
-// listing is complete or it is an error.
+// listing is complete or it is an error. A directory removed while the tree
+// is listed (a set expiring) is left out, not an error; a database
+// directory created meanwhile (another node's first publish) is listed.
 func (v *Volume) ListNode(ctx context.Context, database string, node int) (Listing, error) {
 	if err := checkName(database); err != nil || node < 0 {
 		return Listing{}, v.wrap("list", database, fmt.Errorf("%w: database %q node %d", ErrBadPath, database, node))
@@ -85,10 +87,20 @@ func (v *Volume) ListNode(ctx context.Context, database string, node int) (Listi
 		switch {
 		case rerr != nil:
 			return Listing{}, v.wrap("list", "", rerr)
+		case err != nil && !looksMissing(err):
+			return Listing{}, v.wrap("list", database, err)
 		case !present:
 			return Listing{}, nil
-		case err != nil:
-			return Listing{}, v.wrap("list", database, err)
+		default:
+			// The directory may have appeared between the two requests:
+			// another node's first publish creates it. List it again.
+			if err = v.withConn(ctx, func(c *conn) error {
+				var err error
+				top, err = v.listDir(c, database)
+				return err
+			}, always); err != nil {
+				return Listing{}, v.wrap("list", database, err)
+			}
 		}
 	}
 
@@ -111,6 +123,7 @@ func (v *Volume) ListNode(ctx context.Context, database string, node int) (Listi
 // hasDir reports whether the volume root holds the directory name; an
 // error means the root itself is missing or unreadable.
 func (v *Volume) hasDir(ctx context.Context, name string) (bool, error) {
+	testHookBeforeList("")
 	var top []item
 	err := v.withConn(ctx, func(c *conn) error {
 		if err := c.sc.ChangeDir(v.ep.Root); err != nil {
@@ -166,12 +179,20 @@ func (w *walker) visit(dir string, depth int) {
 		<-w.sem
 		return
 	}
+	testHookBeforeList(dir)
 	var items []item
 	err := w.v.withConn(w.ctx, func(c *conn) error {
 		var err error
 		items, err = w.v.listDir(c, dir)
 		return err
 	}, always)
+	if err != nil && looksMissing(err) && w.ctx.Err() == nil && w.vanished(dir, depth) {
+		// Deleted since its parent was listed (a set expired meanwhile):
+		// the tree without it is what the volume holds now.
+		<-w.sem
+		w.forget(dir)
+		return
+	}
 	<-w.sem
 	if err != nil {
 		w.fail(w.v.wrap("list", dir, err))
@@ -180,6 +201,46 @@ func (w *walker) visit(dir string, depth int) {
 	w.wg.Add(1)
 	w.expand(dir, depth, items)
 }
+
+// looksMissing reports whether err is what servers answer for the listing
+// of a missing directory: a 550, or vsftpd's "failed to open directory".
+// A hostile or truncated listing is never taken for a missing directory.
+func looksMissing(err error) bool {
+	return errors.Is(err, ErrUnreadableDir) || replyCode(err) == 550
+}
+
+// vanished reports whether dir, at depth 2 or more, whose listing failed,
+// is gone: its parent lists without it, or is gone itself. A parent that
+// cannot be listed either (a dropped connection, an unreadable volume)
+// leaves the failure standing.
+func (w *walker) vanished(dir string, depth int) bool {
+	if depth < 2 {
+		return false
+	}
+	parent := path.Dir(dir)
+	var items []item
+	err := w.v.withConn(w.ctx, func(c *conn) error {
+		var err error
+		items, err = w.v.listDir(c, parent)
+		return err
+	}, always)
+	if err != nil {
+		return w.ctx.Err() == nil && w.vanished(parent, depth-1)
+	}
+	return !slices.ContainsFunc(items, func(it item) bool { return it.dir && it.name == path.Base(dir) })
+}
+
+// forget takes a vanished directory back out of the listing.
+func (w *walker) forget(dir string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.dirs = slices.DeleteFunc(w.dirs, func(d string) bool { return d == dir || strings.HasPrefix(d, dir+"/") })
+}
+
+// testHookBeforeList runs before ListNode lists a directory below the
+// database's (dir relative to the volume) or the volume's root (""); tests
+// set it to change the tree at that moment.
+var testHookBeforeList = func(dir string) {}
 
 // expand records the entries of dir, listed at depth, and visits its
 // subdirectories.
