@@ -537,40 +537,62 @@ func (r *remoteReader) Close() error { r.buf, r.eof = nil, true; return nil }
 // the publish (its temp file stays for a resume) and src's error is
 // returned.
 func (c *Client) Publish(ctx context.Context, path string, src io.Reader, size, resumeFrom int64) error {
+	return c.StartPublish(ctx, path, src, size, resumeFrom)()
+}
+
+// StartPublish is Publish in two halves (sync.Pipeliner): it returns once
+// src is read to its end and its bytes are sent, and wait returns the far
+// end's result. Meanwhile the caller may send the next file on the same
+// channel: a small file costs a worker no round trip. A striped publish
+// is over when StartPublish returns.
+func (c *Client) StartPublish(ctx context.Context, path string, src io.Reader, size, resumeFrom int64) (wait func() error) {
 	if size < 0 || resumeFrom < 0 || resumeFrom > size {
-		return fmt.Errorf("far end: publish %s: %w: size %d, resume from %d", archive.DisplayName(path), archive.ErrBadPath, size, resumeFrom)
+		err := fmt.Errorf("far end: publish %s: %w: size %d, resume from %d", archive.DisplayName(path), archive.ErrBadPath, size, resumeFrom)
+		return func() error { return err }
 	}
 	stripes := min(c.opt.Stripes, int(c.caps.MaxStripes))
 	if stripes > 1 && size-resumeFrom >= c.opt.StripeMin {
-		return c.publishStriped(ctx, path, src, size, resumeFrom, stripes)
+		err := c.publishStriped(ctx, path, src, size, resumeFrom, stripes)
+		return func() error { return err }
 	}
 	ch, err := c.acquire(ctx)
 	if err != nil {
-		return err
+		return func() error { return err }
 	}
-	return c.publishOn(ctx, ch, path, src, size, resumeFrom)
+	return c.sendOn(ctx, ch, path, src, size, resumeFrom)
 }
+
+var _ sync.Pipeliner = (*Client)(nil)
 
 // publishOn sends a publish on ch, which the caller acquired, releases ch
 // once the bytes are sent and waits for the result.
 func (c *Client) publishOn(ctx context.Context, ch *channel, path string, src io.Reader, size, resumeFrom int64) error {
+	return c.sendOn(ctx, ch, path, src, size, resumeFrom)()
+}
+
+// sendOn sends a publish on ch, which the caller acquired, and releases ch
+// once the bytes are sent; wait waits for the result.
+func (c *Client) sendOn(ctx context.Context, ch *channel, path string, src io.Reader, size, resumeFrom int64) (wait func() error) {
 	k, id, err := ch.start("publish", path)
 	if err != nil {
 		c.release(ch)
-		return err
+		return func() error { return err }
 	}
 	stop := context.AfterFunc(ctx, func() { ch.kill(ctx.Err()) })
 	srcErr, werr := ch.sendPublish(id, publishMsg{Path: path, Size: uint64(size), From: uint64(resumeFrom)}, src)
 	stop()
 	c.release(ch)
 	if werr != nil {
-		return lostError("publish", path, werr)
+		err := lostError("publish", path, werr)
+		return func() error { return err }
 	}
-	err = k.wait(ctx)
-	if srcErr != nil {
-		return srcErr
+	return func() error {
+		err := k.wait(ctx)
+		if srcErr != nil {
+			return srcErr
+		}
+		return err
 	}
-	return err
 }
 
 // sendPublish sends a publish's header, its bytes as data frames, and its

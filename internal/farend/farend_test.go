@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -114,4 +116,74 @@ func TestLoginRefused(t *testing.T) {
 	if strings.Contains(e.log.String(), "wrong-password-123") {
 		t.Fatal("the password reached the log")
 	}
+}
+
+// heldReads holds the client's reads of a channel (the results) while
+// held is set: a link whose return path is slow.
+type heldReads struct {
+	io.ReadWriteCloser
+	held    *atomic.Bool
+	release chan struct{}
+}
+
+func (h heldReads) Read(p []byte) (int, error) {
+	if h.held.Load() {
+		<-h.release
+	}
+	return h.ReadWriteCloser.Read(p)
+}
+
+// A client sends file after file on one channel without waiting for their
+// results (StartPublish), then takes them all: every file is published.
+func TestPublishesArePipelined(t *testing.T) {
+	srv := startFTP(t)
+	e := newPipeEnd(t, srv, nil)
+	var held atomic.Bool
+	release := make(chan struct{})
+	open := func(ctx context.Context) (io.ReadWriteCloser, error) {
+		rw, err := e.open(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return heldReads{rw, &held, release}, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, open, login(srv), Options{Channels: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	held.Store(true)
+	files := map[string][]byte{}
+	var waits []func() error
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for i := range 20 {
+			p := fmt.Sprintf("DB/id_1/level_0/node_0/data_%03d", i)
+			files[p] = randomBytes(t, 1000+i)
+			waits = append(waits, c.StartPublish(ctx, p, bytes.NewReader(files[p]), int64(len(files[p])), 0))
+		}
+	}()
+	select {
+	case <-sent:
+	case <-time.After(20 * time.Second):
+		close(release)
+		t.Fatal("StartPublish waited for results: 20 files were not sent while the results were held")
+	}
+	held.Store(false)
+	close(release)
+	for i, wait := range waits {
+		if err := wait(); err != nil {
+			t.Errorf("file %d: %v", i, err)
+		}
+	}
+	got := volumeFiles(t, srv)
+	for p, data := range files {
+		if got[p] != md5hex(data) {
+			t.Errorf("%s: md5 %s, want %s", p, got[p], md5hex(data))
+		}
+	}
+	noTemps(t, srv)
 }

@@ -34,6 +34,22 @@ type Destination interface {
 	RemoveDir(ctx context.Context, path string) error
 }
 
+// Pipeliner is a Destination that takes a publish's bytes at once and
+// tells its result later: a worker then reads and sends the next file while
+// the far end still publishes the last, so that a long link's round trip
+// per file no longer holds a worker (see package farend).
+type Pipeliner interface {
+	// StartPublish is Publish in two halves. It returns once src has been
+	// read to its end, or has failed; wait then returns what Publish
+	// would have. The caller calls wait exactly once.
+	StartPublish(ctx context.Context, path string, src io.Reader, size, resumeFrom int64) (wait func() error)
+}
+
+// pipelineDepth is how many results each worker may leave pending at a
+// Pipeliner: 16 × PARALLEL 4 keeps 64 small files in flight, which fills a
+// 50 ms link at about 1,000 files/s.
+const pipelineDepth = 16
+
 // Options tune one execution.
 type Options struct {
 	Parallel       int   // workers; default 4
@@ -130,6 +146,11 @@ func Execute(ctx context.Context, plan Plan, src Source, dst Destination, opt Op
 		}()
 	}
 	var wg gosync.WaitGroup
+	pipe, pipelined := dst.(Pipeliner)
+	// At most Parallel copies send at once; with a Pipeliner each worker
+	// may leave pipelineDepth results pending.
+	e.sending = make(chan struct{}, opt.Parallel)
+	pending := make(chan struct{}, opt.Parallel*pipelineDepth)
 	for range opt.Parallel {
 		wg.Add(1)
 		go func() {
@@ -139,9 +160,25 @@ func Execute(ctx context.Context, plan Plan, src Source, dst Destination, opt Op
 				if !ok {
 					return
 				}
-				n, err := e.copyWithRetry(ctx, a)
-				s.done(a, err)
-				e.record(a, n, err)
+				if !pipelined {
+					n, err := e.copyWithRetry(ctx, a)
+					s.done(a, err)
+					e.record(a, n, err)
+					continue
+				}
+				pending <- struct{}{}
+				e.sending <- struct{}{}
+				finish := e.startCopy(ctx, a, pipe)
+				<-e.sending
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					n, err := finish()
+					n, err = e.retry(ctx, a, n, err)
+					s.done(a, err)
+					e.record(a, n, err)
+					<-pending
+				}()
 			}
 		}()
 	}
@@ -183,6 +220,8 @@ type executor struct {
 	dst     Destination
 	opt     Options
 	limiter *rate.Limiter
+	// sending is held while a copy reads its source and sends it.
+	sending chan struct{}
 
 	mu  gosync.Mutex
 	res Result
@@ -243,23 +282,46 @@ func (e *executor) remove(ctx context.Context, a Action) {
 }
 
 func (e *executor) copyWithRetry(ctx context.Context, a Action) (int64, error) {
+	n, err := e.copyOnce(ctx, a)
+	return e.retry(ctx, a, n, err)
+}
+
+// retry copies a again after its first attempt failed with err, while the
+// failure is transient and attempts are left; it returns the last
+// attempt's outcome. Each attempt waits for a sending slot, if there are
+// any.
+func (e *executor) retry(ctx context.Context, a Action, n int64, err error) (int64, error) {
 	for attempt := 0; ; attempt++ {
-		n, err := e.copyOnce(ctx, a)
 		if err == nil || ctx.Err() != nil || attempt >= e.opt.Retries || !e.opt.Transient(err) {
 			return n, err
 		}
 		// A retry resumes nothing: the temp file is rewritten from the
 		// action's offset, which is known good.
-		wait := e.opt.Backoff << attempt
 		select {
 		case <-ctx.Done():
 			return n, err
-		case <-time.After(wait):
+		case <-time.After(e.opt.Backoff << attempt):
+		}
+		if e.sending != nil {
+			e.sending <- struct{}{}
+		}
+		n, err = e.copyOnce(ctx, a)
+		if e.sending != nil {
+			<-e.sending
 		}
 	}
 }
 
+// copyOnce copies a once and returns what it moved.
 func (e *executor) copyOnce(ctx context.Context, a Action) (int64, error) {
+	return e.startCopy(ctx, a, nil)()
+}
+
+// startCopy opens a's source and publishes it. With pipe, it returns once
+// the bytes are sent, and finish waits for the destination's result;
+// without, the copy is over when it returns. finish returns the bytes moved
+// and the copy's error.
+func (e *executor) startCopy(ctx context.Context, a Action, pipe Pipeliner) (finish func() (int64, error)) {
 	want, digest := e.opt.Digests[a.Path]
 	var h hash.Hash
 	if digest {
@@ -267,7 +329,7 @@ func (e *executor) copyOnce(ctx context.Context, a Action) (int64, error) {
 		if a.From > 0 && e.opt.TempName != nil {
 			// Hash the prefix already at the destination, as it is there.
 			if err := e.hashPrefix(ctx, h, e.opt.TempName(a.Path), a.From); err != nil {
-				return 0, err
+				return func() (int64, error) { return 0, err }
 			}
 		}
 	}
@@ -279,15 +341,30 @@ func (e *executor) copyOnce(ctx context.Context, a Action) (int64, error) {
 	} else {
 		var err error
 		if r, err = e.src.Open(ctx, a.Path, a.From); err != nil {
-			return 0, err
+			return func() (int64, error) { return 0, err }
 		}
 		if a.Size-a.From >= readAheadMin {
 			r = newReadAhead(r)
 		}
 	}
-	defer r.Close()
 	body := &guardedReader{r: r, left: a.Size - a.From, hash: h, want: want, ctx: ctx, limiter: e.limiter, progress: e.opt.Progress}
-	if err := e.dst.Publish(ctx, a.Path, body, a.Size, a.From); err != nil {
+	var wait func() error
+	if pipe != nil {
+		wait = pipe.StartPublish(ctx, a.Path, body, a.Size, a.From)
+	} else {
+		err := e.dst.Publish(ctx, a.Path, body, a.Size, a.From)
+		wait = func() error { return err }
+	}
+	// Publish has read the source to its end, or stopped reading it.
+	r.Close()
+	return func() (int64, error) { return e.finishCopy(ctx, a, body, early, wait()) }
+}
+
+// finishCopy turns the destination's verdict err on a's copy from body
+// into the copy's outcome, and removes a temp file that must not be
+// resumed from.
+func (e *executor) finishCopy(ctx context.Context, a Action, body *guardedReader, early *earlyOpen, err error) (int64, error) {
+	if err != nil {
 		e.opt.Progress.Moved(-body.n) // a retry moves them again
 		if early != nil && early.failed() {
 			// The source could not be opened: whatever Publish began at the
