@@ -96,9 +96,12 @@
 //     2 MiB out of order.
 //
 // Memory at the far end: a channel holds its SSH window (2 MiB), a frame
-// buffer (256 KiB) and one publish's feed (256 KiB) while it receives, so a
-// striped publish over n channels holds at most n × (2 MiB + 256 KiB) in
-// the channels, n × 2 MiB in its reorder buffer and 256 KiB in its feed:
-// about 17 MiB for the default 4 stripes. The client holds two chunks
-// (512 KiB) per stripe.
+// buffer (256 KiB) and the feeds (256 KiB each) of at most MaxConns + 1
+// unstriped publishes: one per FTP session and one receiving ahead. The
+// header of a further publish waits until one of them ends, and its bytes
+// wait in the SSH window, however many requests are in flight. A striped
+// publish over n channels holds at most n × 2 MiB in its reorder buffer
+// and 256 KiB in its feed: about 8.25 MiB for the default 4 stripes. The
+// client holds two chunks (512 KiB) per stripe; a publish whose result is
+// pending (Client.StartPublish) holds no bytes.
 package farend

@@ -187,3 +187,40 @@ func TestPublishesArePipelined(t *testing.T) {
 	}
 	noTemps(t, srv)
 }
+
+// A client floods one channel with publishes it does not wait for: the far
+// end buffers the bytes of at most one publish per FTP session and one
+// more (the rest wait in the SSH window), and publishes every file.
+func TestPipelinedFloodIsBuffered(t *testing.T) {
+	srv := startFTP(t)
+	e := newPipeEnd(t, srv, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, e.open, login(srv), Options{Channels: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	files := map[string][]byte{}
+	var waits []func() error
+	for i := range DefaultMaxInFlight {
+		p := fmt.Sprintf("DB/id_1/level_0/node_0/data_%03d", i)
+		files[p] = randomBytes(t, feedBuffer)
+		waits = append(waits, c.StartPublish(ctx, p, bytes.NewReader(files[p]), int64(len(files[p])), 0))
+	}
+	for i, wait := range waits {
+		if err := wait(); err != nil {
+			t.Errorf("file %d: %v", i, err)
+		}
+	}
+	if peak, most := e.host.peakUploads.Load(), int64(DefaultMaxConns+1); peak > most {
+		t.Errorf("one channel held %d publishes' bytes at once, at most %d allowed", peak, most)
+	}
+	got := volumeFiles(t, srv)
+	for p, data := range files {
+		if got[p] != md5hex(data) {
+			t.Errorf("%s: md5 %s, want %s", p, got[p], md5hex(data))
+		}
+	}
+	noTemps(t, srv)
+}

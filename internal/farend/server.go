@@ -82,6 +82,17 @@ type Host struct {
 
 	mu   sync.Mutex
 	caps map[string]archive.Capabilities // by user and root: later logins skip the probe's writes
+
+	peakUploads atomic.Int64 // most unstriped publishes one channel held at once (tests)
+}
+
+func (h *Host) noteUploads(n int) {
+	for {
+		p := h.peakUploads.Load()
+		if int64(n) <= p || h.peakUploads.CompareAndSwap(p, int64(n)) {
+			return
+		}
+	}
 }
 
 // NewHost validates cfg.
@@ -183,7 +194,13 @@ type session struct {
 	closed atomic.Bool
 
 	slots chan struct{} // requests in flight
-	wg    sync.WaitGroup
+	// uploads is held by each unstriped publish from its header until its
+	// upload ends: one per FTP session and one receiving ahead. A header
+	// beyond them waits, and the client's bytes wait in the SSH window,
+	// so that a channel's feeds hold at most that many × 256 KiB however
+	// many publishes are in flight.
+	uploads chan struct{}
+	wg      sync.WaitGroup
 
 	// The request whose bytes are being received (only one at a time).
 	recvID   uint32
@@ -199,7 +216,8 @@ type session struct {
 func (p *Peer) Serve(ctx context.Context, ch io.ReadWriteCloser) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s := &session{p: p, ch: ch, ctx: ctx, log: p.log, slots: make(chan struct{}, p.h.cfg.MaxInFlight)}
+	s := &session{p: p, ch: ch, ctx: ctx, log: p.log, slots: make(chan struct{}, p.h.cfg.MaxInFlight),
+		uploads: make(chan struct{}, p.h.cfg.MaxConns+1)}
 	s.fr = newFrameReader(ch)
 	stop := context.AfterFunc(ctx, func() { s.close() })
 	defer stop()
@@ -524,6 +542,18 @@ func (s *session) startPublish(id uint32, m publishMsg) error {
 		s.spawn(func() { s.refuse(id, "publish", m.Path, err) })
 		return nil
 	}
+	unstriped := m.Stripes <= 1
+	if unstriped {
+		// Striped publishes are bounded by MaxStriped and their reorder
+		// buffers; their chunks come on other channels too.
+		select {
+		case s.uploads <- struct{}{}:
+		case <-s.ctx.Done():
+			s.release()
+			return s.ctx.Err()
+		}
+		s.p.h.noteUploads(len(s.uploads))
+	}
 	fd := newFeed(want)
 	fd.striped = m.Stripes > 1
 	if m.From == 0 {
@@ -544,6 +574,9 @@ func (s *session) startPublish(id uint32, m publishMsg) error {
 	s.spawn(func() {
 		err := s.vol.Publish(s.ctx, m.Path, fd, int64(m.Size), int64(m.From))
 		fd.close()
+		if unstriped {
+			<-s.uploads
+		}
 		if asm != nil {
 			asm.fail(errors.New("publish ended"))
 			s.p.unregister(asm)
