@@ -94,7 +94,10 @@ var ErrDigestMismatch = errors.New("md5 differs from the set's manifest")
 var errSourceChanged = errors.New("source file changed size while it was copied")
 
 // Execute carries out plan's actions: copies with opt.Parallel workers,
-// then deletions. A failed file never stops the others; metadata of a set
+// then deletions. A worker whose destination is a Pipeliner sends its next
+// file while up to pipelineDepth results of its earlier ones are pending; a
+// file counts as copied, and its set's metadata may follow, only once its
+// result came. A failed file never stops the others; metadata of a set
 // waits until every data file of the set has been copied, and is held back
 // when one failed. Cancelling ctx stops the workers after their current
 // read; temp files stay for resume.
