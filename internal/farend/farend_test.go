@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"backupsync/internal/archive"
+	"backupsync/internal/ftptest"
 )
 
 // TestRequests publishes (plain and striped, in parallel), lists, reads,
@@ -174,11 +175,24 @@ func TestPublishesArePipelined(t *testing.T) {
 	}
 	held.Store(false)
 	close(release)
+	waitAll(t, waits)
+	samePublished(t, srv, files)
+}
+
+// waitAll takes every pending result; a failed one fails the test.
+func waitAll(t *testing.T, waits []func() error) {
+	t.Helper()
 	for i, wait := range waits {
 		if err := wait(); err != nil {
 			t.Errorf("file %d: %v", i, err)
 		}
 	}
+}
+
+// samePublished checks that the volume holds files, md5-identical, and no
+// temp file.
+func samePublished(t *testing.T, srv *ftptest.Server, files map[string][]byte) {
+	t.Helper()
 	got := volumeFiles(t, srv)
 	for p, data := range files {
 		if got[p] != md5hex(data) {
@@ -208,19 +222,9 @@ func TestPipelinedFloodIsBuffered(t *testing.T) {
 		files[p] = randomBytes(t, feedBuffer)
 		waits = append(waits, c.StartPublish(ctx, p, bytes.NewReader(files[p]), int64(len(files[p])), 0))
 	}
-	for i, wait := range waits {
-		if err := wait(); err != nil {
-			t.Errorf("file %d: %v", i, err)
-		}
-	}
+	waitAll(t, waits)
 	if peak, most := e.host.peakUploads.Load(), int64(DefaultMaxConns+1); peak > most {
 		t.Errorf("one channel held %d publishes' bytes at once, at most %d allowed", peak, most)
 	}
-	got := volumeFiles(t, srv)
-	for p, data := range files {
-		if got[p] != md5hex(data) {
-			t.Errorf("%s: md5 %s, want %s", p, got[p], md5hex(data))
-		}
-	}
-	noTemps(t, srv)
+	samePublished(t, srv, files)
 }

@@ -31,7 +31,7 @@ func twoSets(src *memVolume) {
 	}
 }
 
-func cycle(t *testing.T, src, dst *memVolume, edit func(*Cycle)) Report {
+func cycle(t *testing.T, src *memVolume, dst DestinationSide, edit func(*Cycle)) Report {
 	t.Helper()
 	c := &Cycle{Connection: "Connection1", Database: "DB", Node: 0, SettleTime: 2 * time.Minute, Delete: true,
 		StateDir: t.TempDir(), IsTemp: isTemp, CanResume: true, Now: func() time.Time { return now },

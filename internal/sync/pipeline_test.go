@@ -118,15 +118,7 @@ func TestFarDestinationKeepsManyFilesInFlight(t *testing.T) {
 // runFar runs a cycle against the far destination (a Pipeliner).
 func runFar(t *testing.T, src *memVolume, dst *farMem, parallel int) Report {
 	t.Helper()
-	c := &Cycle{Connection: "Connection1", Database: "DB", SettleTime: 2 * time.Minute, Delete: true,
-		StateDir: t.TempDir(), IsTemp: isTemp, CanResume: true, Now: func() time.Time { return now },
-		Exec: Options{Parallel: parallel, Backoff: time.Millisecond, TempName: tempName,
-			Transient: func(err error) bool { return errors.Is(err, errTransient) }}}
-	rep, _, err := c.Run(context.Background(), src, dst)
-	if err != nil {
-		t.Fatalf("cycle: %v", err)
-	}
-	return rep
+	return cycle(t, src, dst, func(c *Cycle) { c.Exec.Parallel = parallel })
 }
 
 // The far end refuses a file after its bytes came (disk full, a rename
