@@ -386,7 +386,7 @@ func (d *Daemon) RunOnce(ctx context.Context, name string, event func(sync.Event
 			var err error
 			// Never beside a scheduled cycle of the same connection.
 			if !d.sched.Exclusive(c.Name, func() { d.cycleStarted(c, progress); rep, _, err = r.Once(ctx, false) }) {
-				return rep, fmt.Errorf("a cycle of %s is running: try again when it is done", c.Name)
+				return rep, cycleRunningError(c.Name)
 			}
 			d.cycleDone(c, rep, err)
 			return rep, err
@@ -394,6 +394,18 @@ func (d *Daemon) RunOnce(ctx context.Context, name string, event func(sync.Event
 	}
 	return sync.Report{}, fmt.Errorf("no connection %q configured on %s", name, d.Settings.Node.Name)
 }
+
+// ErrCycleRunning is RunOnce's error when a scheduled cycle of the
+// connection is running (errors.Is).
+var ErrCycleRunning = errors.New("a cycle of the connection is running")
+
+type cycleRunningError string
+
+func (e cycleRunningError) Error() string {
+	return "a cycle of " + string(e) + " is running: try again when it is done"
+}
+
+func (e cycleRunningError) Is(target error) bool { return target == ErrCycleRunning }
 
 // RunNow starts a cycle of connection name now; see schedule.RunNow.
 func (d *Daemon) RunNow(name string) bool { return d.sched.RunNow(name) }

@@ -14,6 +14,7 @@ import (
 	"crypto/md5"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -305,12 +306,24 @@ func firstCycle(ctx context.Context, out io.Writer, src, dst []*node) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			reports[i], errs[i] = n.d.RunOnce(ctx, connection, func(e sync.Event) {
-				if e.Err == nil {
-					files.Add(1)
-					bytes.Add(e.Bytes)
+			for {
+				reports[i], errs[i] = n.d.RunOnce(ctx, connection, func(e sync.Event) {
+					if e.Err == nil {
+						files.Add(1)
+						bytes.Add(e.Bytes)
+					}
+				})
+				// The schedule may have begun a cycle since the pairing
+				// activated the connection: this one follows it.
+				if !errors.Is(errs[i], daemon.ErrCycleRunning) {
+					break
 				}
-			})
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
 		}()
 	}
 	wg.Wait()
