@@ -76,12 +76,7 @@ func (v *Volume) ListNode(ctx context.Context, database string, node int) (Listi
 	// the database's place: servers answer a LIST of a missing directory
 	// with an empty listing or an error, and a LIST of a file with the file.
 	// That saves one round trip per listing.
-	var top []item
-	err := v.withConn(ctx, func(c *conn) error {
-		var err error
-		top, err = v.listDir(c, database)
-		return err
-	}, always)
+	top, err := v.listOne(ctx, database)
 	if err != nil || !slices.ContainsFunc(top, func(it item) bool { return it.dir }) {
 		present, rerr := v.hasDir(ctx, database)
 		switch {
@@ -94,11 +89,7 @@ func (v *Volume) ListNode(ctx context.Context, database string, node int) (Listi
 		default:
 			// The directory may have appeared between the two requests:
 			// another node's first publish creates it. List it again.
-			if err = v.withConn(ctx, func(c *conn) error {
-				var err error
-				top, err = v.listDir(c, database)
-				return err
-			}, always); err != nil {
+			if top, err = v.listOne(ctx, database); err != nil {
 				return Listing{}, v.wrap("list", database, err)
 			}
 		}
@@ -180,12 +171,7 @@ func (w *walker) visit(dir string, depth int) {
 		return
 	}
 	testHookBeforeList(dir)
-	var items []item
-	err := w.v.withConn(w.ctx, func(c *conn) error {
-		var err error
-		items, err = w.v.listDir(c, dir)
-		return err
-	}, always)
+	items, err := w.v.listOne(w.ctx, dir)
 	if err != nil && looksMissing(err) && w.ctx.Err() == nil && w.vanished(dir, depth) {
 		// Deleted since its parent was listed (a set expired meanwhile):
 		// the tree without it is what the volume holds now.
@@ -218,12 +204,7 @@ func (w *walker) vanished(dir string, depth int) bool {
 		return false
 	}
 	parent := path.Dir(dir)
-	var items []item
-	err := w.v.withConn(w.ctx, func(c *conn) error {
-		var err error
-		items, err = w.v.listDir(c, parent)
-		return err
-	}, always)
+	items, err := w.v.listOne(w.ctx, parent)
 	if err != nil {
 		return w.ctx.Err() == nil && w.vanished(parent, depth-1)
 	}
@@ -281,6 +262,18 @@ type item struct {
 	size  int64
 	mtime time.Time
 	exact bool
+}
+
+// listOne lists one directory on a pooled connection (retried as any
+// idempotent operation).
+func (v *Volume) listOne(ctx context.Context, dir string) ([]item, error) {
+	var items []item
+	err := v.withConn(ctx, func(c *conn) error {
+		var err error
+		items, err = v.listDir(c, dir)
+		return err
+	}, always)
+	return items, err
 }
 
 // listDir lists one directory on c and parses the raw lines itself

@@ -547,22 +547,23 @@ func (c *Client) Publish(ctx context.Context, path string, src io.Reader, size, 
 // is over when StartPublish returns.
 func (c *Client) StartPublish(ctx context.Context, path string, src io.Reader, size, resumeFrom int64) (wait func() error) {
 	if size < 0 || resumeFrom < 0 || resumeFrom > size {
-		err := fmt.Errorf("far end: publish %s: %w: size %d, resume from %d", archive.DisplayName(path), archive.ErrBadPath, size, resumeFrom)
-		return func() error { return err }
+		return settled(fmt.Errorf("far end: publish %s: %w: size %d, resume from %d", archive.DisplayName(path), archive.ErrBadPath, size, resumeFrom))
 	}
 	stripes := min(c.opt.Stripes, int(c.caps.MaxStripes))
 	if stripes > 1 && size-resumeFrom >= c.opt.StripeMin {
-		err := c.publishStriped(ctx, path, src, size, resumeFrom, stripes)
-		return func() error { return err }
+		return settled(c.publishStriped(ctx, path, src, size, resumeFrom, stripes))
 	}
 	ch, err := c.acquire(ctx)
 	if err != nil {
-		return func() error { return err }
+		return settled(err)
 	}
 	return c.sendOn(ctx, ch, path, src, size, resumeFrom)
 }
 
 var _ sync.Pipeliner = (*Client)(nil)
+
+// settled is the wait of a publish whose outcome is already known: err.
+func settled(err error) (wait func() error) { return func() error { return err } }
 
 // publishOn sends a publish on ch, which the caller acquired, releases ch
 // once the bytes are sent and waits for the result.
@@ -576,15 +577,14 @@ func (c *Client) sendOn(ctx context.Context, ch *channel, path string, src io.Re
 	k, id, err := ch.start("publish", path)
 	if err != nil {
 		c.release(ch)
-		return func() error { return err }
+		return settled(err)
 	}
 	stop := context.AfterFunc(ctx, func() { ch.kill(ctx.Err()) })
 	srcErr, werr := ch.sendPublish(id, publishMsg{Path: path, Size: uint64(size), From: uint64(resumeFrom)}, src)
 	stop()
 	c.release(ch)
 	if werr != nil {
-		err := lostError("publish", path, werr)
-		return func() error { return err }
+		return settled(lostError("publish", path, werr))
 	}
 	return func() error {
 		err := k.wait(ctx)
