@@ -3,6 +3,9 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -11,6 +14,7 @@ import (
 	"time"
 
 	"backupsync/internal/runner"
+	"backupsync/internal/sync"
 )
 
 // logBuffer collects the daemon's log lines while the test reads them.
@@ -84,4 +88,82 @@ func TestScheduledCycleSkipsWhileLocked(t *testing.T) {
 	}
 	held.Release()
 	waitLog(t, log, "cycle failed")
+}
+
+// TestRunOnceWhileAScheduledCycleRuns: a cycle asked for while the
+// schedule's own cycle of the connection runs is refused with
+// ErrCycleRunning (the demo waits on it and follows), never run beside it;
+// once the scheduled cycle is over, the asked-for one runs.
+func TestRunOnceWhileAScheduledCycleRuns(t *testing.T) {
+	// The source's FTP server accepts and never greets: the scheduled
+	// cycle hangs in its login until the test lets it go.
+	ln, err := net.Listen("tcp", "127.0.13.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu gosync.Mutex
+	var held []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	release := func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	}
+	defer release()
+	port := ln.Addr().(*net.TCPAddr).Port
+
+	s := settings(t)
+	cfg := fmt.Sprintf("Conn1\n{\nDATABASE_NAME = DB\nSTART_CYCLE = @every 1s\nLOCAL_URL = ftp://u:p@%%s:%d/v\nREMOTE_URL = ftp://u:p@%%s:%d/v\nREMOTE_NODES = 127.0.13.1\nSSH = none\n}\n", port, port)
+	if err := os.WriteFile(s.ConnectionsFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(s, Options{Stderr: &logBuffer{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range [][2]string{{"INSTALL", ""}, {"ACTIVATE", "Conn1"}} {
+		if r, err := d.Plugin().Call(context.Background(), v[0], v[1]); err != nil || r.Code != 0 {
+			t.Fatalf("%s: %+v %v", v[0], r, err)
+		}
+	}
+	runDaemon(t, d)
+	waitFor(t, "scheduled cycle at the source's FTP server", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(held) > 0
+	})
+
+	ran := false
+	_, err = d.RunOnce(context.Background(), "Conn1", func(sync.Event) { ran = true })
+	if !errors.Is(err, ErrCycleRunning) || ran {
+		t.Fatalf("RunOnce beside a scheduled cycle: %v (ran: %v), want ErrCycleRunning", err, ran)
+	}
+	if want := "a cycle of Conn1 is running"; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
+
+	// Let the scheduled cycle fail; the next RunOnce runs (and fails at
+	// the closed port) instead of being refused. A later scheduled cycle
+	// may take the slot again for a moment, so this retries as the demo does.
+	release()
+	waitFor(t, "RunOnce after the scheduled cycle", func() bool {
+		_, err = d.RunOnce(context.Background(), "Conn1", nil)
+		return !errors.Is(err, ErrCycleRunning)
+	})
+	if err == nil {
+		t.Fatal("a cycle against a closed port succeeded")
+	}
 }
