@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"backupsync/internal/ftptest"
 	"backupsync/internal/runner"
 	"backupsync/internal/sync"
 )
@@ -97,33 +97,8 @@ func TestScheduledCycleSkipsWhileLocked(t *testing.T) {
 func TestRunOnceWhileAScheduledCycleRuns(t *testing.T) {
 	// The source's FTP server accepts and never greets: the scheduled
 	// cycle hangs in its login until the test lets it go.
-	ln, err := net.Listen("tcp", "127.0.13.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu gosync.Mutex
-	var held []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}
-	}()
-	release := func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			c.Close()
-		}
-	}
-	defer release()
-	port := ln.Addr().(*net.TCPAddr).Port
+	silent := ftptest.StartSilent(t, "127.0.13.1")
+	port := silent.Port()
 
 	s := settings(t)
 	cfg := fmt.Sprintf("Conn1\n{\nDATABASE_NAME = DB\nSTART_CYCLE = @every 1s\nLOCAL_URL = ftp://u:p@%%s:%d/v\nREMOTE_URL = ftp://u:p@%%s:%d/v\nREMOTE_NODES = 127.0.13.1\nSSH = none\n}\n", port, port)
@@ -140,11 +115,7 @@ func TestRunOnceWhileAScheduledCycleRuns(t *testing.T) {
 		}
 	}
 	runDaemon(t, d)
-	waitFor(t, "scheduled cycle at the source's FTP server", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(held) > 0
-	})
+	waitFor(t, "scheduled cycle at the source's FTP server", func() bool { return silent.Accepted() > 0 })
 
 	ran := false
 	_, err = d.RunOnce(context.Background(), "Conn1", func(sync.Event) { ran = true })
@@ -158,7 +129,7 @@ func TestRunOnceWhileAScheduledCycleRuns(t *testing.T) {
 	// Let the scheduled cycle fail; the next RunOnce runs (and fails at
 	// the closed port) instead of being refused. A later scheduled cycle
 	// may take the slot again for a moment, so this retries as the demo does.
-	release()
+	silent.Close()
 	waitFor(t, "RunOnce after the scheduled cycle", func() bool {
 		_, err = d.RunOnce(context.Background(), "Conn1", nil)
 		return !errors.Is(err, ErrCycleRunning)

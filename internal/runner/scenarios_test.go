@@ -401,26 +401,14 @@ func TestDestinationProbeIsRemembered(t *testing.T) {
 func TestSourceDownStopsWaitingForAHangingRemote(t *testing.T) {
 	e := newDirectEnv(t, "embedded")
 	// The remote accepts connections and never greets.
-	hang, err := net.Listen("tcp", dstHost+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hang.Close()
-	go func() {
-		for {
-			c, err := hang.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
+	hang := ftptest.StartSilent(t, dstHost)
 	r := e.runner()
 	r.ConnectTimeout = 10 * time.Minute
+	var err error
 	if r.Conn.LocalURL.Port, err = freeport.On(srcHost); err != nil {
 		t.Fatal(err)
 	}
-	r.Conn.RemoteURL.Port = hang.Addr().(*net.TCPAddr).Port
+	r.Conn.RemoteURL.Port = hang.Port()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	rep, _, err := r.Once(ctx, false)

@@ -169,29 +169,7 @@ func serveConns(t testing.TB, ln net.Listener, handle func(net.Conn)) {
 // test ends: a node that never greets, or a stalled FTP server behind a live
 // SSH peer.
 func silentServer(t testing.TB, host string) net.Listener {
-	ln := listenOn(t, host)
-	var mu sync.Mutex
-	var held []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			c.Close()
-		}
-	})
-	return ln
+	return ftptest.StartSilent(t, host)
 }
 
 // startFTP starts a vsftpd for the test.
